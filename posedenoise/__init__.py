@@ -1,0 +1,32 @@
+"""posedenoise: pretrain temporal pose-heatmap denoisers on heatmaps rendered on the fly.
+
+Architecture: posedenoise.data (keypoint caches, windows) -> posedenoise.ops (noise + rendering kernels)
+-> posedenoise.models -> posedenoise.train / evaluate / experiments / denoise.
+"""
+import json
+import os
+
+__version__ = "0.1.0"
+
+
+def build_status() -> str:
+    """What the install said about the C++ extension (written by setup.py at build time)."""
+    path = os.path.join(os.path.dirname(__file__), "_build_status.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["reason"]
+    except (OSError, ValueError, KeyError):
+        return "no build record: the package was not installed with `pip install -e .`"
+
+
+def build_info() -> dict:
+    """Which backends can run here, which one each device uses by default, and why others cannot.
+
+    python -c "import posedenoise; print(posedenoise.build_info())"
+    """
+    from .ops import available_backends
+    import torch
+    info = available_backends()
+    info["torch"] = torch.__version__
+    info["cuda"] = torch.cuda.is_available()
+    return info

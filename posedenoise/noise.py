@@ -1,0 +1,92 @@
+"""Host-side noise tables: the discrete distributions every backend draws from.
+
+Randomness is integer-only so that all backends agree bit for bit (SPEC section 4). A draw is a uint32
+`u` from Philox-4x32-10; a distribution over the integers low, low+1, ... is a sorted table of uint32
+thresholds, and the drawn value is
+
+    value = low + #{i : u >= thresholds[i]}
+
+The thresholds are computed once here, in float64, and handed unchanged to every backend, so no backend
+evaluates a floating-point CDF.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import torch
+
+TWO32 = 1 << 32
+
+
+@dataclass(frozen=True)
+class DiscreteTable:
+    low: int                       # the value drawn when u is below every threshold
+    thresholds: Tuple[int, ...]    # nondecreasing, each in [1, 2**32 - 1]
+
+    def tensor(self, device="cpu") -> torch.Tensor:
+        """Thresholds as int64 (values < 2**32): the torch reference's representation."""
+        return torch.tensor(self.thresholds, dtype=torch.int64, device=device)
+
+    def tensor_u32(self, device="cpu") -> torch.Tensor:
+        """Thresholds as uint32 bit patterns in an int32 tensor: the C++ and Triton representation."""
+        t = torch.tensor(self.thresholds, dtype=torch.int64)
+        t = torch.where(t >= 1 << 31, t - TWO32, t).to(torch.int32)
+        return t.to(device)
+
+
+def _from_cdf(values: Sequence[int], cdf: Sequence[float]) -> DiscreteTable:
+    """values[i] is drawn when cdf[i-1] <= u / 2**32 < cdf[i]; the last value takes the rest."""
+    thr = [min(max(round(c * TWO32), 0), TWO32) for c in cdf[:-1]]
+    low = values[0]
+    # A threshold of 0 is always passed and one of 2**32 never: drop both, shifting `low` for the former.
+    low += sum(1 for t in thr if t == 0)
+    return DiscreteTable(low=low, thresholds=tuple(t for t in thr if 0 < t < TWO32))
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+@functools.lru_cache(maxsize=64)
+def shift_table(k: float, size: int = 56, dist: str = "normal") -> DiscreteTable:
+    """Per-axis keypoint shift in pixels, for shifting-scalar k.
+
+    "normal": s = round(N(0, (3k)^2)). "uniform": s uniform on the integers of [-round(3k), round(3k)].
+    Shifts are clipped afterwards, so the support is cut at +-(size - 1) with the tails folded onto its
+    ends; that changes no clipped coordinate. k = 0 gives no shift.
+    """
+    if not (isinstance(k, (int, float)) and math.isfinite(k) and k >= 0):
+        raise ValueError(f"k: expected a finite number >= 0, got {k!r}")
+    lim = size - 1
+    values = list(range(-lim, lim + 1))
+    if k == 0:
+        return DiscreteTable(low=0, thresholds=())
+    if dist == "normal":
+        sd = 3.0 * k
+        # P(round(N) <= j) = P(N < j + 1/2); the rounding rule at exact halves has probability 0.
+        cdf = [_normal_cdf((j + 0.5) / sd) for j in values]
+    elif dist == "uniform":
+        a = min(int(round(3.0 * k)), lim)
+        cdf = [min(max(j + a + 1, 0), 2 * a + 1) / (2 * a + 1) for j in values]
+    else:
+        raise ValueError(f"shift_dist: expected 'normal' or 'uniform', got {dist!r}")
+    return _from_cdf(values, cdf)
+
+
+@functools.lru_cache(maxsize=64)
+def choice_table(n: int) -> DiscreteTable:
+    """A uniform index in [0, n)."""
+    if n < 1:
+        raise ValueError(f"expected at least one choice, got {n}")
+    return _from_cdf(list(range(n)), [(i + 1) / n for i in range(n)])
+
+
+def sigma_choices_tensor(sigma_choices) -> torch.Tensor:
+    """Validate the set sigma_in is drawn from (None means setup 2: sigma_in = 1)."""
+    values = (1.0,) if sigma_choices is None else tuple(float(s) for s in sigma_choices)
+    if not values or not all(math.isfinite(s) and s > 0 for s in values):
+        raise ValueError(f"sigma_choices: expected positive finite sigmas, got {sigma_choices!r}")
+    return torch.tensor(values, dtype=torch.float32)

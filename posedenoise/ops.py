@@ -1,0 +1,334 @@
+"""The one public door to every kernel: rendering, noise, argmax, PCK.
+
+Each operation validates its arguments here, once, for every backend, then runs one of
+  "triton"  kernels/ (CUDA tensors; CPU tensors too under TRITON_INTERPRET=1),
+  "cpp"     csrc/ via posedenoise._C (CPU tensors),
+  "torch"   posedenoise.reference (any device; the semantics and the test oracle).
+The backend is chosen by device unless the `backend=` argument or the POSEDENOISE_BACKEND environment
+variable names one. Each operation is a torch.library.custom_op with a fake implementation, so callers
+can be compiled with torch.compile.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from . import noise as _noise
+from . import reference
+
+BACKENDS = ("triton", "cpp", "torch")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+# ----------------------------------------------------------------------------------------------------
+# Backend discovery and choice
+# ----------------------------------------------------------------------------------------------------
+
+
+def _probe_cpp() -> Tuple[Optional[object], str]:
+    try:
+        from . import _C
+        return _C, "built"
+    except ImportError as e:
+        from . import build_status
+        return None, f"{build_status()} ({e})"
+
+
+def _probe_triton() -> Tuple[bool, str]:
+    try:
+        import triton  # noqa: F401
+    except ImportError as e:
+        return False, f"triton is not installed ({e})"
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True, f"triton {triton.__version__}, interpreter (TRITON_INTERPRET=1): CPU tensors"
+    if torch.cuda.is_available():
+        return True, f"triton {triton.__version__} on {torch.cuda.get_device_name()}"
+    return False, f"triton {triton.__version__} is installed but there is no CUDA device"
+
+
+_CPP, _CPP_REASON = _probe_cpp()
+_TRITON_OK, _TRITON_REASON = _probe_triton()
+
+
+def available_backends() -> Dict[str, object]:
+    """{"available": {backend: bool}, "reasons": {backend: str}, "default": {"cpu": .., "cuda": ..}}."""
+    avail = {"triton": _TRITON_OK, "cpp": _CPP is not None, "torch": True}
+    reasons = {"triton": _TRITON_REASON, "cpp": _CPP_REASON, "torch": "always available (reference)"}
+    return {"available": avail, "reasons": reasons,
+            "default": {"cpu": _default_backend(torch.device("cpu")),
+                        "cuda": _default_backend(torch.device("cuda"))}}
+
+
+def _default_backend(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "triton" if _TRITON_OK else "torch"
+    return "cpp" if _CPP is not None else "torch"
+
+
+def resolve_backend(backend: Optional[str], device: torch.device) -> str:
+    """The backend that runs on `device`: the argument, else $POSEDENOISE_BACKEND, else by device."""
+    name = backend or os.environ.get("POSEDENOISE_BACKEND") or None
+    if name is None:
+        return _default_backend(device)
+    if name not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+    if name == "cpp":
+        if _CPP is None:
+            raise RuntimeError(f"backend 'cpp' is not available: {_CPP_REASON}")
+        if device.type != "cpu":
+            raise ValueError(f"backend 'cpp' runs on CPU tensors, got tensors on {device}")
+    if name == "triton":
+        if not _TRITON_OK:
+            raise RuntimeError(f"backend 'triton' is not available: {_TRITON_REASON}")
+        if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)")
+    return name
+
+# ----------------------------------------------------------------------------------------------------
+# Argument checks (shared by every backend)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _check_tensor(name: str, t, ndim_min: int = 1) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() < ndim_min:
+        raise ValueError(f"{name}: expected at least {ndim_min} dimensions, got shape {tuple(t.shape)}")
+    return t
+
+
+def _check_coords(coords, visible, size: int, *, rank: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """coords (..., K, 2) -> int32 clipped to [0, size); visible (..., K) -> bool. Floats are rounded."""
+    _check_tensor("coords", coords, 2)
+    _check_tensor("visible", visible, 1)
+    if rank is not None and coords.dim() != rank:
+        raise ValueError(f"coords: expected {rank} dimensions (B, T, K, 2), got shape {tuple(coords.shape)}")
+    if coords.shape[-1] != 2:
+        raise ValueError(f"coords: expected a last dimension of 2 (x, y), got shape {tuple(coords.shape)}")
+    if tuple(visible.shape) != tuple(coords.shape[:-1]):
+        raise ValueError(f"visible: expected shape {tuple(coords.shape[:-1])} to match coords "
+                         f"{tuple(coords.shape)}, got {tuple(visible.shape)}")
+    if visible.device != coords.device:
+        raise ValueError(f"visible is on {visible.device} but coords on {coords.device}")
+    if coords.is_floating_point():
+        if not bool(torch.isfinite(coords).all()):
+            raise ValueError("coords: expected finite values, found NaN or infinity")
+        coords = torch.round(coords)
+    elif coords.dtype == torch.bool or coords.is_complex():
+        raise TypeError(f"coords: expected an integer or floating dtype, got {coords.dtype}")
+    coords = coords.clamp(0, size - 1).to(torch.int32).contiguous()
+    return coords, visible.to(torch.bool).contiguous()
+
+
+def _check_size(size: int) -> int:
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size: expected a positive int, got {size!r}")
+    return size
+
+
+def _check_dtype(dtype) -> torch.dtype:
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected one of {FLOAT_DTYPES}, got {dtype}")
+    return dtype
+
+# ----------------------------------------------------------------------------------------------------
+# Rendering and noise: custom ops over flat, validated tensors
+# ----------------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("posedenoise::render", mutates_args=())
+def _render_op(coords: torch.Tensor, visible: torch.Tensor, sigma: torch.Tensor, amplitude: float,
+               size: int, backend: str) -> torch.Tensor:
+    # coords (N, 2) int32, visible (N,) bool, sigma (N,) float32 -> (N, size, size) float32
+    if backend == "torch":
+        return reference.render(coords, visible, sigma, amplitude=amplitude, size=size)
+    if backend == "cpp":
+        return _cpp_heatmaps(coords, visible, sigma=sigma, amplitude=amplitude, size=size)[0]
+    from .kernels import heatmaps as tk
+    return tk.render(coords, visible, sigma, amplitude=amplitude, size=size)
+
+
+@_render_op.register_fake
+def _(coords, visible, sigma, amplitude, size, backend):
+    return coords.new_empty((coords.shape[0], size, size), dtype=torch.float32)
+
+
+@torch.library.custom_op("posedenoise::noisy_pair", mutates_args=())
+def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, k: float,
+             shift_dist: str, sigma_values: torch.Tensor, seed: int, epoch: int, offset: int, size: int,
+             amplitude: float, dtype: torch.dtype, write_maps: bool,
+             backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # coords (B, T, K, 2) int32 -> inputs, targets (B, T, K, size, size) [empty if not write_maps],
+    # noisy (B, T, K, 2) int32, sigma_in (B, T) float32
+    shift = _noise.shift_table(k, size, shift_dist)
+    sigma_index = _noise.choice_table(sigma_values.numel())
+    if backend == "torch":
+        kw = dict(shift=shift, sigma_index=sigma_index, sigma_values=sigma_values, seed=seed, epoch=epoch,
+                  offset=offset, size=size)
+        if not write_maps:
+            noisy, sigma_in = reference.simulate_noise(coords, window_ids, **kw)
+            empty = coords.new_empty((0,), dtype=dtype)
+            return empty, empty.clone(), noisy, sigma_in
+        return reference.noisy_pair(coords, visible, window_ids, amplitude=amplitude, dtype=dtype, **kw)
+    tables = dict(shift_low=shift.low, shift_thr=shift.tensor_u32(coords.device),
+                  sigma_thr=sigma_index.tensor_u32(coords.device), sigma_values=sigma_values.to(coords.device))
+    args = dict(seed=seed, epoch=epoch, offset=offset, size=size, amplitude=amplitude, write_maps=write_maps)
+    if backend == "cpp":
+        inputs, targets, noisy, sigma_in = _cpp_heatmaps(coords, visible, window_ids=window_ids, **tables, **args)
+        if write_maps and dtype != torch.float32:  # the C++ kernels write float32 only
+            inputs, targets = inputs.to(dtype), targets.to(dtype)
+        return inputs, targets, noisy, sigma_in
+    from .kernels import heatmaps as tk
+    return tk.noisy_pair(coords, visible, window_ids, dtype=dtype, **tables, **args)
+
+
+@_pair_op.register_fake
+def _(coords, visible, window_ids, k, shift_dist, sigma_values, seed, epoch, offset, size, amplitude, dtype,
+      write_maps, backend):
+    B, T, K, _ = coords.shape
+    maps = (B, T, K, size, size) if write_maps else (0,)
+    return (coords.new_empty(maps, dtype=dtype), coords.new_empty(maps, dtype=dtype),
+            coords.new_empty((B, T, K, 2), dtype=torch.int32), coords.new_empty((B, T), dtype=torch.float32))
+
+
+def _cpp_heatmaps(coords, visible, *, sigma=None, window_ids=None, shift_low=0, shift_thr=None,
+                  sigma_thr=None, sigma_values=None, seed=0, epoch=0, offset=0, size=56, amplitude=255.0,
+                  write_maps=True):
+    """Run csrc/heatmaps.cpp. Render mode when `sigma` is given (coords (N, 2)); else noisy-pair mode
+    (coords (B, T, K, 2)). Allocates the outputs and passes raw pointers (the extension has no libtorch)."""
+    noise = sigma is None
+    if noise:
+        B, T, K, _ = coords.shape
+    else:
+        B, T, K = 1, 1, coords.shape[0]
+    N = B * T * K
+    nmaps = (2 if noise else 1) if write_maps else 0
+    maps = torch.empty((nmaps, N, size, size) if write_maps else (nmaps,), dtype=torch.float32)
+    noisy = torch.empty((B, T, K, 2), dtype=torch.int32) if noise else coords
+    sigma_in = torch.empty((B, T), dtype=torch.float32) if noise else torch.empty(0)
+    dummy_i32 = torch.zeros(1, dtype=torch.int32)
+    sig = sigma.to(torch.float32).contiguous() if not noise else torch.empty(0)
+    wid = window_ids.to(torch.int64).contiguous() if noise else torch.zeros(1, dtype=torch.int64)
+    st = shift_thr if shift_thr is not None and shift_thr.numel() else dummy_i32
+    gt = sigma_thr if sigma_thr is not None and sigma_thr.numel() else dummy_i32
+    sv = sigma_values.contiguous() if sigma_values is not None else torch.ones(1)
+    _CPP.heatmaps(
+        coords.data_ptr(), visible.data_ptr(), sig.data_ptr(), wid.data_ptr(),
+        st.data_ptr(), 0 if shift_thr is None else shift_thr.numel(), shift_low,
+        gt.data_ptr(), 0 if sigma_thr is None else sigma_thr.numel(), sv.data_ptr(),
+        seed, epoch, offset,
+        maps.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
+        B, T, K, size, float(amplitude), noise, write_maps, torch.get_num_threads())
+    shape = coords.shape[:-1] + (size, size)
+    if not write_maps:
+        return maps, maps, noisy, sigma_in
+    if not noise:
+        return (maps[0],)
+    return maps[0].view(shape), maps[1].view(shape), noisy, sigma_in
+
+# ----------------------------------------------------------------------------------------------------
+# Public rendering and noise operations
+# ----------------------------------------------------------------------------------------------------
+
+
+def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, amplitude: float = 255.0,
+                    size: int = 56, backend: Optional[str] = None) -> torch.Tensor:
+    """Render Gaussian heatmaps.
+
+    coords (..., K, 2) as (x, y) pixels (floats are rounded, all are clipped to [0, size - 1]);
+    visible (..., K) bool; sigma a float or a tensor broadcastable to (..., K).
+    Returns (..., K, size, size) float32 equal to scipy.ndimage.gaussian_filter(amplitude * delta, sigma,
+    mode='nearest', truncate=4.0) up to float32 rounding; all zero where not visible.
+    """
+    size = _check_size(size)
+    coords, visible = _check_coords(coords, visible, size)
+    sig = torch.as_tensor(sigma, dtype=torch.float32, device=coords.device) if not isinstance(
+        sigma, torch.Tensor) else sigma
+    if sig.device != coords.device:
+        raise ValueError(f"sigma is on {sig.device} but coords on {coords.device}")
+    try:
+        sig = torch.broadcast_to(sig.to(torch.float32), visible.shape)
+    except RuntimeError:
+        raise ValueError(f"sigma: expected a shape broadcastable to {tuple(visible.shape)}, "
+                         f"got {tuple(sig.shape)}") from None
+    if sig.numel() and not bool(((sig > 0) & torch.isfinite(sig)).all()):
+        raise ValueError("sigma: expected finite values > 0")
+    if not math.isfinite(amplitude):
+        raise ValueError(f"amplitude: expected a finite number, got {amplitude!r}")
+    be = resolve_backend(backend, coords.device)
+    out = _render_op(coords.reshape(-1, 2), visible.reshape(-1), sig.reshape(-1).contiguous(),
+                     float(amplitude), size, be)
+    return out.view(*visible.shape, size, size)
+
+
+def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, size):
+    size = _check_size(size)
+    coords, visible = _check_coords(coords, visible, size, rank=4)
+    _check_tensor("window_ids", window_ids, 1)
+    if window_ids.shape != coords.shape[:1]:
+        raise ValueError(f"window_ids: expected shape ({coords.shape[0]},) (one id per window), "
+                         f"got {tuple(window_ids.shape)}")
+    if window_ids.device != coords.device:
+        raise ValueError(f"window_ids is on {window_ids.device} but coords on {coords.device}")
+    if window_ids.is_floating_point() or window_ids.dtype == torch.bool:
+        raise TypeError(f"window_ids: expected an integer dtype, got {window_ids.dtype}")
+    if window_ids.numel() and int(window_ids.min()) < 0:
+        raise ValueError("window_ids: expected non-negative ids")
+    if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k < 0:
+        raise ValueError(f"k: expected a finite number >= 0, got {k!r}")
+    for name, v in (("seed", seed), ("epoch", epoch)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+            raise ValueError(f"{name}: expected an int in [0, 2**32), got {v!r}")
+    sigma_values = _noise.sigma_choices_tensor(sigma_choices)
+    return coords, visible, window_ids.to(torch.int64).contiguous(), float(k), sigma_values, size
+
+
+def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
+                   sigma_choices, seed: int, epoch: int, shift_dist: str = "normal", offset: int = 0,
+                   size: int = 56, backend: Optional[str] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Simulated estimator noise for a batch of windows.
+
+    coords (B, T, K, 2) integer; window_ids (B,) int64. Returns noisy coords (B, T, K, 2) int32, clipped
+    to [0, size - 1], shifted per frame, keypoint and axis by round(N(0, (3k)^2)) (or uniformly, with
+    shift_dist="uniform"), plus `offset` pixels (the seed text's mu_in; default 0); and sigma_in (B, T)
+    float32 drawn per frame from `sigma_choices` (None: 1.0, setup 2). A pure function of
+    (seed, epoch, window id, frame, keypoint): independent of the batch a window sits in.
+    """
+    coords, visible, wid, k, sv, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
+                                                    epoch, size)
+    be = resolve_backend(backend, coords.device)
+    _, _, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, sv, seed, epoch, int(offset), size,
+                                     255.0, torch.float32, False, be)
+    return noisy, sigma_in
+
+
+def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
+               sigma_choices, seed: int, epoch: int, dtype: torch.dtype = torch.float32,
+               shift_dist: str = "normal", offset: int = 0, amplitude: float = 255.0, size: int = 56,
+               backend: Optional[str] = None, return_noise: bool = False):
+    """The training pair of a batch, in one fused pass.
+
+    Returns (inputs, targets), both (B, T, K, size, size) of `dtype`: inputs = render(noisy, sigma_in) with
+    exactly the noise simulate_noise() returns for the same arguments; targets = render(coords, 1).
+    With return_noise=True, also (noisy, sigma_in).
+    """
+    coords, visible, wid, k, sv, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
+                                                    epoch, size)
+    dtype = _check_dtype(dtype)
+    be = resolve_backend(backend, coords.device)
+    inputs, targets, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, sv, seed, epoch,
+                                                int(offset), size, float(amplitude), dtype, True, be)
+    return (inputs, targets, noisy, sigma_in) if return_noise else (inputs, targets)
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------
+
+
+def heatmap_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> (..., 2) float32 (x, y) of each map's maximum; ties go to the first index in
+    row-major order (as numpy.argmax and torch.argmax); an all-equal map gives (0, 0)."""
+    _check_tensor("heatmaps", heatmaps, 2)
+    return reference.heatmap_argmax(heatmaps)

@@ -1,0 +1,147 @@
+"""Plain PyTorch reference implementations: they define what every kernel computes.
+
+Readable, vectorised, not fast. Every fast backend (C++ in csrc/, Triton in kernels/) is tested against
+these, and these are tested against independent implementations (scipy.ndimage, numpy, the Random123
+known-answer vectors).
+
+Conventions, stated once:
+- Coordinates are (x, y) = (column, row) in heatmap pixels; heatmaps are (..., H, W) = (..., y, x).
+- Randomness is Philox-4x32-10, keyed by (seed, epoch) and counted by (slot, frame, window id), where
+  slot 0 is the frame's draw (sigma_in) and slot j + 1 is keypoint j's draw (x shift, y shift).
+"""
+from __future__ import annotations
+
+import torch
+
+from .noise import DiscreteTable
+
+M32 = 0xFFFFFFFF
+TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter's default: the kernel's radius is int(4 * sigma + 0.5)
+
+# ----------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------
+
+
+def gaussian_radius(sigma: torch.Tensor) -> torch.Tensor:
+    """int(4 * sigma + 0.5), computed exactly for float32 sigma (4 * sigma is exact; so is its fraction)."""
+    t = TRUNCATE * sigma.to(torch.float32)
+    whole = torch.floor(t)
+    return (whole + (t - whole >= 0.5).to(t.dtype)).to(torch.int64)
+
+
+def gaussian_1d(centre: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """Response g(x; m) of scipy.ndimage.gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit
+    impulse at integer m = centre, for x in [0, size): g(x; m) = sum_{|d| <= r} w[d] [clip(x + d) == m].
+
+    centre (...,) int, sigma (...,) float -> (..., size) float64. The clip is 'nearest' mode: the mass
+    the kernel sends past a border piles up on the border pixel.
+    """
+    r = gaussian_radius(sigma)                                       # (...,)
+    rmax = int(r.max()) if r.numel() else 0
+    d = torch.arange(-rmax, rmax + 1, device=centre.device)          # (D,)
+    s = sigma.to(torch.float64)[..., None]
+    w = torch.exp(-0.5 * d.to(torch.float64) ** 2 / s**2) * (d.abs() <= r[..., None])  # (..., D)
+    w = w / w.sum(-1, keepdim=True)
+    x = torch.arange(size, device=centre.device)
+    src = (x[:, None] + d[None, :]).clamp(0, size - 1)               # (size, D)
+    hit = src == centre[..., None, None]                             # (..., size, D)
+    return (hit * w[..., None, :]).sum(-1)
+
+
+def render(coords: torch.Tensor, visible: torch.Tensor, sigma: torch.Tensor, *, amplitude: float = 255.0,
+           size: int = 56, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Heatmaps (..., K, size, size): amplitude * g(y; q_y) * g(x; q_x), zero where not visible.
+
+    coords (..., K, 2) integer in [0, size); visible (..., K) bool; sigma (..., K) float.
+    The product is taken as (amplitude * g_y) * g_x, rounded to float32 after each factor, which is the
+    order in which scipy's separable filter rounds.
+    """
+    gx = gaussian_1d(coords[..., 0], sigma, size)                    # (..., K, W)
+    gy = gaussian_1d(coords[..., 1], sigma, size)                    # (..., K, H)
+    rows = (amplitude * gy).to(torch.float32)
+    maps = rows[..., :, None] * gx.to(torch.float32)[..., None, :]   # (..., K, H, W)
+    return (maps * visible[..., None, None]).to(dtype)
+
+# ----------------------------------------------------------------------------------------------------
+# Philox-4x32-10 and the noise
+# ----------------------------------------------------------------------------------------------------
+
+PHILOX_ROUND_A, PHILOX_ROUND_B = 0xD2511F53, 0xCD9E8D57
+PHILOX_KEY_A, PHILOX_KEY_B = 0x9E3779B9, 0xBB67AE85
+
+
+def _mulhilo(a: torch.Tensor, b: int):
+    """High and low 32 bits of a * b for a < 2**32 (int64 tensor) and a 32-bit constant b, without
+    overflowing int64: split b into 16-bit halves."""
+    b_hi, b_lo = b >> 16, b & 0xFFFF
+    p_lo = a * b_lo                                                  # < 2**48
+    p_hi = a * b_hi                                                  # < 2**48
+    hi = (p_hi + (p_lo >> 16)) >> 16
+    lo = (((p_hi & 0xFFFF) << 16) + p_lo) & M32
+    return hi, lo
+
+
+def philox4x32(c0, c1, c2, c3, k0, k1, rounds: int = 10):
+    """Philox-4x32 (Salmon et al. 2011), as in Random123 and triton.language.random.philox_impl.
+    Counters and keys are int64 tensors (or ints) holding uint32 values; returns four such tensors."""
+    c0, c1, c2, c3, k0, k1 = (torch.as_tensor(v, dtype=torch.int64) for v in (c0, c1, c2, c3, k0, k1))
+    for _ in range(rounds):
+        hi_b, lo_b = _mulhilo(c2, PHILOX_ROUND_B)
+        hi_a, lo_a = _mulhilo(c0, PHILOX_ROUND_A)
+        c0, c1, c2, c3 = hi_b ^ c1 ^ k0, lo_b, hi_a ^ c3 ^ k1, lo_a
+        k0 = (k0 + PHILOX_KEY_A) & M32
+        k1 = (k1 + PHILOX_KEY_B) & M32
+    return c0, c1, c2, c3
+
+
+def draw(table: DiscreteTable, u: torch.Tensor) -> torch.Tensor:
+    """value = low + #{i : u >= thresholds[i]}  (u holds uint32 values in int64)."""
+    thr = table.tensor(u.device)
+    return table.low + (u[..., None] >= thr).sum(-1)
+
+
+def simulate_noise(coords: torch.Tensor, window_ids: torch.Tensor, *, shift: DiscreteTable,
+                   sigma_index: DiscreteTable, sigma_values: torch.Tensor, seed: int, epoch: int,
+                   offset: int = 0, size: int = 56):
+    """Noisy coordinates and per-frame input sigma for a batch of windows.
+
+    coords (B, T, K, 2) int; window_ids (B,) int64 -> (noisy (B, T, K, 2) int32, sigma_in (B, T) float32)
+    noisy = clip(coords + shift + offset, 0, size - 1), one shift per window, frame, keypoint and axis.
+    """
+    B, T, K, _ = coords.shape
+    dev = coords.device
+    wid = window_ids.to(torch.int64).view(B, 1, 1)
+    frame = torch.arange(T, device=dev).view(1, T, 1)
+    slot = torch.arange(K + 1, device=dev).view(1, 1, K + 1)        # 0: the frame; j + 1: keypoint j
+    r0, r1, _, _ = philox4x32(slot, frame, wid & M32, (wid >> 32) & M32, seed & M32, epoch & M32)
+    r0, r1 = r0.expand(B, T, K + 1), r1.expand(B, T, K + 1)
+    shifts = torch.stack([draw(shift, r0[..., 1:]), draw(shift, r1[..., 1:])], dim=-1)  # (B, T, K, 2)
+    noisy = (coords.to(torch.int64) + shifts + offset).clamp(0, size - 1).to(torch.int32)
+    sigma_in = sigma_values.to(dev)[draw(sigma_index, r0[..., 0])]                     # (B, T)
+    return noisy, sigma_in.to(torch.float32)
+
+
+def noisy_pair(coords, visible, window_ids, *, shift, sigma_index, sigma_values, seed, epoch, offset=0,
+               size=56, amplitude=255.0, dtype=torch.float32):
+    """(inputs, targets, noisy, sigma_in): inputs = render(noisy, sigma_in), targets = render(coords, 1)."""
+    noisy, sigma_in = simulate_noise(coords, window_ids, shift=shift, sigma_index=sigma_index,
+                                     sigma_values=sigma_values, seed=seed, epoch=epoch, offset=offset,
+                                     size=size)
+    K = coords.shape[2]
+    sig_in = sigma_in[..., None].expand(*sigma_in.shape, K)
+    inputs = render(noisy, visible, sig_in, amplitude=amplitude, size=size, dtype=dtype)
+    targets = render(coords, visible, torch.ones_like(sig_in), amplitude=amplitude, size=size, dtype=dtype)
+    return inputs, targets, noisy, sigma_in
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------
+
+
+def heatmap_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> (..., 2) float32 (x, y) of the maximum; ties go to the first index in row-major
+    order (torch.argmax's rule), so an all-equal map gives (0, 0)."""
+    H, W = heatmaps.shape[-2:]
+    flat = heatmaps.reshape(*heatmaps.shape[:-2], H * W).argmax(-1)
+    return torch.stack([flat % W, flat // W], dim=-1).to(torch.float32)
