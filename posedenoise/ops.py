@@ -91,6 +91,12 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
 # ----------------------------------------------------------------------------------------------------
 
 
+def _checking_values() -> bool:
+    """Value checks (finite, positive, non-negative) read tensor data; skip them while torch.compile traces,
+    where data-dependent branches would break the graph. Shape and type checks always run."""
+    return not torch.compiler.is_compiling()
+
+
 def _check_tensor(name: str, t, ndim_min: int = 1) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -113,7 +119,7 @@ def _check_coords(coords, visible, size: int, *, rank: Optional[int] = None) -> 
     if visible.device != coords.device:
         raise ValueError(f"visible is on {visible.device} but coords on {coords.device}")
     if coords.is_floating_point():
-        if not bool(torch.isfinite(coords).all()):
+        if _checking_values() and not bool(torch.isfinite(coords).all()):
             raise ValueError("coords: expected finite values, found NaN or infinity")
         coords = torch.round(coords)
     elif coords.dtype == torch.bool or coords.is_complex():
@@ -196,37 +202,28 @@ def _(coords, visible, window_ids, k, shift_dist, sigma_values, seed, epoch, off
 def _cpp_heatmaps(coords, visible, *, sigma=None, window_ids=None, shift_low=0, shift_thr=None,
                   sigma_thr=None, sigma_values=None, seed=0, epoch=0, offset=0, size=56, amplitude=255.0,
                   write_maps=True):
-    """Run csrc/heatmaps.cpp. Render mode when `sigma` is given (coords (N, 2)); else noisy-pair mode
-    (coords (B, T, K, 2)). Allocates the outputs and passes raw pointers (the extension has no libtorch)."""
+    """Run csrc/heatmaps.cpp: render mode when `sigma` is given (coords (N, 2)), else noisy-pair mode
+    (coords (B, T, K, 2)). Allocates the outputs and passes raw pointers (the extension has no libtorch).
+    Returns (maps, targets, noisy, sigma_in); unused outputs are empty tensors."""
     noise = sigma is None
-    if noise:
-        B, T, K, _ = coords.shape
-    else:
-        B, T, K = 1, 1, coords.shape[0]
-    N = B * T * K
-    nmaps = (2 if noise else 1) if write_maps else 0
-    maps = torch.empty((nmaps, N, size, size) if write_maps else (nmaps,), dtype=torch.float32)
-    noisy = torch.empty((B, T, K, 2), dtype=torch.int32) if noise else coords
-    sigma_in = torch.empty((B, T), dtype=torch.float32) if noise else torch.empty(0)
-    dummy_i32 = torch.zeros(1, dtype=torch.int32)
-    sig = sigma.to(torch.float32).contiguous() if not noise else torch.empty(0)
-    wid = window_ids.to(torch.int64).contiguous() if noise else torch.zeros(1, dtype=torch.int64)
-    st = shift_thr if shift_thr is not None and shift_thr.numel() else dummy_i32
-    gt = sigma_thr if sigma_thr is not None and sigma_thr.numel() else dummy_i32
-    sv = sigma_values.contiguous() if sigma_values is not None else torch.ones(1)
+    B, T, K = coords.shape[:3] if noise else (1, 1, coords.shape[0])
+    maps_shape = coords.shape[:-1] + (size, size) if write_maps else (0,)
+    maps = torch.empty(maps_shape, dtype=torch.float32)
+    targets = torch.empty(maps_shape if noise else (0,), dtype=torch.float32)
+    noisy = torch.empty(coords.shape if noise else (0,), dtype=torch.int32)
+    sigma_in = torch.empty((B, T) if noise else (0,), dtype=torch.float32)
+    empty_f, empty_i = torch.empty(0), torch.empty(0, dtype=torch.int32)
+    sig = sigma.contiguous() if not noise else empty_f
+    wid = window_ids if noise else torch.empty(0, dtype=torch.int64)
+    st = shift_thr if noise else empty_i
+    gt = sigma_thr if noise else empty_i
+    sv = sigma_values.contiguous() if noise else empty_f
     _CPP.heatmaps(
         coords.data_ptr(), visible.data_ptr(), sig.data_ptr(), wid.data_ptr(),
-        st.data_ptr(), 0 if shift_thr is None else shift_thr.numel(), shift_low,
-        gt.data_ptr(), 0 if sigma_thr is None else sigma_thr.numel(), sv.data_ptr(),
-        seed, epoch, offset,
-        maps.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
+        st.data_ptr(), st.numel(), shift_low, gt.data_ptr(), gt.numel(), sv.data_ptr(),
+        seed, epoch, offset, maps.data_ptr(), targets.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
         B, T, K, size, float(amplitude), noise, write_maps, torch.get_num_threads())
-    shape = coords.shape[:-1] + (size, size)
-    if not write_maps:
-        return maps, maps, noisy, sigma_in
-    if not noise:
-        return (maps[0],)
-    return maps[0].view(shape), maps[1].view(shape), noisy, sigma_in
+    return maps, targets, noisy, sigma_in
 
 # ----------------------------------------------------------------------------------------------------
 # Public rendering and noise operations
@@ -253,7 +250,7 @@ def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, ampli
     except RuntimeError:
         raise ValueError(f"sigma: expected a shape broadcastable to {tuple(visible.shape)}, "
                          f"got {tuple(sig.shape)}") from None
-    if sig.numel() and not bool(((sig > 0) & torch.isfinite(sig)).all()):
+    if _checking_values() and sig.numel() and not bool(((sig > 0) & torch.isfinite(sig)).all()):
         raise ValueError("sigma: expected finite values > 0")
     if not math.isfinite(amplitude):
         raise ValueError(f"amplitude: expected a finite number, got {amplitude!r}")
@@ -274,7 +271,7 @@ def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, size
         raise ValueError(f"window_ids is on {window_ids.device} but coords on {coords.device}")
     if window_ids.is_floating_point() or window_ids.dtype == torch.bool:
         raise TypeError(f"window_ids: expected an integer dtype, got {window_ids.dtype}")
-    if window_ids.numel() and int(window_ids.min()) < 0:
+    if _checking_values() and window_ids.numel() and int(window_ids.min()) < 0:
         raise ValueError("window_ids: expected non-negative ids")
     if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k < 0:
         raise ValueError(f"k: expected a finite number >= 0, got {k!r}")

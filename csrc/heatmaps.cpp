@@ -1,0 +1,152 @@
+// Heatmap rendering and noise simulation on the CPU. Semantics: posedenoise/reference.py.
+//
+// A heatmap is separable: map[y][x] = (amplitude * g(y; m_y)) * g(x; m_x), where g(.; m) is the response
+// of scipy's gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit impulse at m. Per map we
+// compute the two 1D profiles once (O(size + r^2)) and then write every output float exactly once, a row
+// at a time (rows outside the Gaussian's support are memset), so the kernel runs at memory speed.
+// Noise: one Philox-4x32-10 call per keypoint (x and y shift) and one per frame (sigma index), counted
+// by (slot, frame, window id) and keyed by (seed, epoch), mapped to integers through host tables.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "ops.h"
+#include "philox.h"
+
+namespace posedenoise {
+namespace {
+
+// int(4 * sigma + 0.5), exactly as the reference computes it for float32 sigma.
+int gaussian_radius(float sigma) {
+  const float t = 4.0f * sigma;
+  const float whole = std::floor(t);
+  return int(whole) + (t - whole >= 0.5f ? 1 : 0);
+}
+
+// g[x] = sum over |d| <= r of w[d] * [clip(x + d, 0, size - 1) == m], for x in [0, size).
+// For a given d the x that land on m form a range: x = m - d in the interior, and every x at or past the
+// border when m is a border pixel ('nearest' mode piles the mass that falls outside onto the border).
+void gaussian_1d(int m, float sigma, int size, std::vector<double>& acc, float* g) {
+  const int r = gaussian_radius(sigma);
+  const double scale = -0.5 / (double(sigma) * double(sigma));
+  double total = 0.0;
+  for (int d = -r; d <= r; ++d) total += std::exp(scale * d * d);
+  acc.assign(size, 0.0);
+  for (int d = -r; d <= r; ++d) {
+    const int lo = std::max(m == 0 ? 0 : m - d, 0);
+    const int hi = std::min(m == size - 1 ? size - 1 : m - d, size - 1);
+    const double w = std::exp(scale * d * d) / total;
+    for (int x = lo; x <= hi; ++x) acc[x] += w;
+  }
+  for (int x = 0; x < size; ++x) g[x] = float(acc[x]);
+}
+
+struct Profiles {  // per-thread scratch, reused across maps
+  std::vector<double> acc;
+  std::vector<float> gx, gy;
+  explicit Profiles(int size) : acc(size), gx(size), gy(size) {}
+};
+
+void render_one(float* out, bool visible, int mx, int my, float sigma, int size, float amplitude,
+                Profiles& p) {
+  const size_t row_bytes = sizeof(float) * size;
+  if (!visible) {
+    std::memset(out, 0, row_bytes * size);
+    return;
+  }
+  gaussian_1d(mx, sigma, size, p.acc, p.gx.data());
+  gaussian_1d(my, sigma, size, p.acc, p.gy.data());
+  const float* gx = p.gx.data();
+  for (int y = 0; y < size; ++y) {
+    float* row = out + size_t(y) * size;
+    const float a = float(double(amplitude) * p.gy[y]);
+    if (a == 0.0f) {
+      std::memset(row, 0, row_bytes);
+    } else {
+      for (int x = 0; x < size; ++x) row[x] = a * gx[x];
+    }
+  }
+}
+
+uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
+  uint32_t c = 0;
+  for (int64_t i = 0; i < n; ++i) c += u >= thr[i];
+  return c;
+}
+
+template <typename F>
+void parallel_for(int64_t n, int64_t num_threads, F&& body) {
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(num_threads, n));
+  if (nt == 1) {
+    body(0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(nt - 1);
+  const int64_t chunk = (n + nt - 1) / nt;
+  for (int64_t t = 1; t < nt; ++t) {
+    const int64_t lo = t * chunk, hi = std::min(n, lo + chunk);
+    if (lo < hi) pool.emplace_back([&body, lo, hi] { body(lo, hi); });
+  }
+  body(0, std::min(n, chunk));
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintptr_t window_ids_p,
+              uintptr_t shift_thr_p, int64_t n_shift_thr, int64_t shift_low,
+              uintptr_t sigma_thr_p, int64_t n_sigma_thr, uintptr_t sigma_values_p,
+              uint64_t seed, uint64_t epoch, int64_t offset,
+              uintptr_t maps_p, uintptr_t targets_p, uintptr_t noisy_p, uintptr_t sigma_in_p,
+              int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
+              bool noise, bool write_maps, int64_t num_threads) {
+  const auto* coords = reinterpret_cast<const int32_t*>(coords_p);
+  const auto* visible = reinterpret_cast<const bool*>(visible_p);
+  const auto* sigma = reinterpret_cast<const float*>(sigma_p);
+  const auto* window_ids = reinterpret_cast<const int64_t*>(window_ids_p);
+  const auto* shift_thr = reinterpret_cast<const uint32_t*>(shift_thr_p);
+  const auto* sigma_thr = reinterpret_cast<const uint32_t*>(sigma_thr_p);
+  const auto* sigma_values = reinterpret_cast<const float*>(sigma_values_p);
+  auto* maps = reinterpret_cast<float*>(maps_p);
+  auto* targets = reinterpret_cast<float*>(targets_p);
+  auto* noisy = reinterpret_cast<int32_t*>(noisy_p);
+  auto* sigma_in = reinterpret_cast<float*>(sigma_in_p);
+  const int64_t N = B * T * K;
+  const size_t plane = size_t(size) * size;
+  const int S = int(size);
+  const float amp = float(amplitude);
+
+  parallel_for(N, num_threads, [&](int64_t lo, int64_t hi) {
+    Profiles p(S);
+    for (int64_t n = lo; n < hi; ++n) {
+      const int mx = coords[2 * n], my = coords[2 * n + 1];
+      if (!noise) {
+        if (write_maps) render_one(maps + n * plane, visible[n], mx, my, sigma[n], S, amp, p);
+        continue;
+      }
+      const int64_t j = n % K, bt = n / K, t = bt % T, b = bt / T;
+      const uint64_t wid = uint64_t(window_ids[b]);
+      const uint32_t w_lo = uint32_t(wid), w_hi = uint32_t(wid >> 32);
+      const uint32_t k0 = uint32_t(seed), k1 = uint32_t(epoch);
+      const auto rk = philox4x32_10(uint32_t(j + 1), uint32_t(t), w_lo, w_hi, k0, k1);
+      const auto rf = philox4x32_10(0u, uint32_t(t), w_lo, w_hi, k0, k1);
+      const float s_in = sigma_values[count_passed(sigma_thr, n_sigma_thr, rf[0])];
+      const int64_t sx = shift_low + count_passed(shift_thr, n_shift_thr, rk[0]);
+      const int64_t sy = shift_low + count_passed(shift_thr, n_shift_thr, rk[1]);
+      const int qx = int(std::clamp<int64_t>(mx + sx + offset, 0, size - 1));
+      const int qy = int(std::clamp<int64_t>(my + sy + offset, 0, size - 1));
+      noisy[2 * n] = qx;
+      noisy[2 * n + 1] = qy;
+      if (j == 0) sigma_in[bt] = s_in;
+      if (write_maps) {
+        render_one(maps + n * plane, visible[n], qx, qy, s_in, S, amp, p);
+        render_one(targets + n * plane, visible[n], mx, my, 1.0f, S, amp, p);
+      }
+    }
+  });
+}
+
+}  // namespace posedenoise

@@ -1,0 +1,26 @@
+// Declarations of the CPU kernels bound in bindings.cpp (csrc/heatmaps.cpp).
+#pragma once
+#include <cstdint>
+
+namespace posedenoise {
+
+// Render heatmaps (noise = false) or simulate noise and render the (input, target) pair (noise = true).
+// All pointers are to contiguous buffers that posedenoise/ops.py allocated and validated:
+//   coords      int32  (N, 2) with N = B*T*K, (x, y) in [0, size)
+//   visible     bool   (N,)
+//   sigma       float  (N,)                      render mode only
+//   window_ids  int64  (B,)                      noise mode only
+//   shift_thr   uint32 (n_shift_thr,)            shift = shift_low + #{i : u >= shift_thr[i]}
+//   sigma_thr   uint32 (n_sigma_thr,)            sigma_in = sigma_values[#{i : u >= sigma_thr[i]}]
+//   maps        float  (N, size, size): the rendered maps [render] or the noisy inputs [pair]
+//   targets     float  (N, size, size): the clean targets [pair only]
+//   noisy       int32  (N, 2), sigma_in float (B*T,)   noise mode only
+void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t sigma, uintptr_t window_ids,
+              uintptr_t shift_thr, int64_t n_shift_thr, int64_t shift_low,
+              uintptr_t sigma_thr, int64_t n_sigma_thr, uintptr_t sigma_values,
+              uint64_t seed, uint64_t epoch, int64_t offset,
+              uintptr_t maps, uintptr_t targets, uintptr_t noisy, uintptr_t sigma_in,
+              int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
+              bool noise, bool write_maps, int64_t num_threads);
+
+}  // namespace posedenoise

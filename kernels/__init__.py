@@ -1,0 +1,1 @@
+"""Triton kernels, one file per operation; installed as posedenoise.kernels. Call them via posedenoise.ops."""
