@@ -2,8 +2,8 @@
 //
 // A heatmap is separable: map[y][x] = (amplitude * g(y; m_y)) * g(x; m_x), where g(.; m) is the response
 // of scipy's gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit impulse at m. Per map we
-// compute the two 1D profiles once (O(size + r^2)) and then write every output float exactly once, a row
-// at a time (rows outside the Gaussian's support are memset), so the kernel runs at memory speed.
+// look up the two 1D profiles (cached per thread and sigma) and then write every output float exactly
+// once, a row at a time (rows outside the Gaussian's support are memset), so the kernel runs at memory speed.
 // Noise: one Philox-4x32-10 call per keypoint (x and y shift) and one per frame (sigma index), counted
 // by (slot, frame, window id) and keyed by (seed, epoch), mapped to integers through host tables.
 #include <algorithm>
@@ -25,49 +25,91 @@ int gaussian_radius(float sigma) {
   return int(whole) + (t - whole >= 0.5f ? 1 : 0);
 }
 
-// g[x] = sum over |d| <= r of w[d] * [clip(x + d, 0, size - 1) == m], for x in [0, size).
+// The 1D profiles g(.; m) of one sigma, each computed the first time its centre m is needed:
+//   g[x] = sum over |d| <= r of w[d] * [clip(x + d, 0, size - 1) == m],   w = scipy's normalised weights.
 // For a given d the x that land on m form a range: x = m - d in the interior, and every x at or past the
 // border when m is a border pixel ('nearest' mode piles the mass that falls outside onto the border).
-void gaussian_1d(int m, float sigma, int size, std::vector<double>& acc, float* g) {
-  const int r = gaussian_radius(sigma);
-  const double scale = -0.5 / (double(sigma) * double(sigma));
-  double total = 0.0;
-  for (int d = -r; d <= r; ++d) total += std::exp(scale * d * d);
-  acc.assign(size, 0.0);
-  for (int d = -r; d <= r; ++d) {
-    const int lo = std::max(m == 0 ? 0 : m - d, 0);
-    const int hi = std::min(m == size - 1 ? size - 1 : m - d, size - 1);
-    const double w = std::exp(scale * d * d) / total;
-    for (int x = lo; x <= hi; ++x) acc[x] += w;
-  }
-  for (int x = 0; x < size; ++x) g[x] = float(acc[x]);
-}
+// Only x in [m - r, m + r] can be nonzero.
+class Profiles {
+ public:
+  float sigma = -1.0f;
+  int r = 0;
 
-struct Profiles {  // per-thread scratch, reused across maps
-  std::vector<double> acc;
-  std::vector<float> gx, gy;
-  explicit Profiles(int size) : acc(size), gx(size), gy(size) {}
+  void reset(float s, int size) {
+    sigma = s;
+    size_ = size;
+    r = gaussian_radius(s);
+    const double scale = -0.5 / (double(s) * double(s));
+    w_.resize(2 * r + 1);
+    double total = 0.0;
+    for (int d = -r; d <= r; ++d) total += (w_[d + r] = std::exp(scale * d * d));
+    for (double& v : w_) v /= total;
+    table_.assign(size_t(size) * size, 0.0f);
+    ready_.assign(size, 0);
+    acc_.assign(size, 0.0);
+  }
+
+  const float* get(int m) {
+    float* g = &table_[size_t(m) * size_];
+    if (ready_[m]) return g;
+    const int lo_x = std::max(m - r, 0), hi_x = std::min(m + r, size_ - 1);
+    std::fill(acc_.begin() + lo_x, acc_.begin() + hi_x + 1, 0.0);
+    for (int d = -r; d <= r; ++d) {
+      const int lo = std::max(m == 0 ? 0 : m - d, 0);
+      const int hi = std::min(m == size_ - 1 ? size_ - 1 : m - d, size_ - 1);
+      for (int x = lo; x <= hi; ++x) acc_[x] += w_[d + r];
+    }
+    for (int x = lo_x; x <= hi_x; ++x) g[x] = float(acc_[x]);
+    ready_[m] = 1;
+    return g;
+  }
+
+ private:
+  int size_ = 0;
+  std::vector<double> w_, acc_;  // w_[d + r]
+  std::vector<float> table_;     // (size, size): row m is g(.; m)
+  std::vector<char> ready_;
 };
 
+// Per-thread cache of the profiles of the last few sigmas: a noisy pair uses at most the sigma_in
+// choices and 1, so after the first maps every profile is a lookup.
+class Scratch {
+ public:
+  explicit Scratch(int size) : size_(size), cache_(8) {}
+  Profiles& for_sigma(float s) {
+    for (Profiles& p : cache_)
+      if (p.sigma == s) return p;
+    Profiles& p = cache_[next_];
+    next_ = (next_ + 1) % cache_.size();
+    p.reset(s, size_);
+    return p;
+  }
+
+ private:
+  int size_;
+  std::vector<Profiles> cache_;
+  size_t next_ = 0;
+};
+
+// Writes all size * size floats of one map exactly once: the rows outside the Gaussian's support as two
+// memsets, the rows inside as a scaled copy of the x profile (vectorised by the compiler).
 void render_one(float* out, bool visible, int mx, int my, float sigma, int size, float amplitude,
-                Profiles& p) {
-  const size_t row_bytes = sizeof(float) * size;
+                Scratch& scratch) {
   if (!visible) {
-    std::memset(out, 0, row_bytes * size);
+    std::memset(out, 0, sizeof(float) * size * size);
     return;
   }
-  gaussian_1d(mx, sigma, size, p.acc, p.gx.data());
-  gaussian_1d(my, sigma, size, p.acc, p.gy.data());
-  const float* gx = p.gx.data();
-  for (int y = 0; y < size; ++y) {
+  Profiles& p = scratch.for_sigma(sigma);
+  const float* gx = p.get(mx);
+  const float* gy = p.get(my);
+  const int y_lo = std::max(my - p.r, 0), y_hi = std::min(my + p.r, size - 1);
+  std::memset(out, 0, sizeof(float) * size * y_lo);
+  for (int y = y_lo; y <= y_hi; ++y) {
     float* row = out + size_t(y) * size;
-    const float a = float(double(amplitude) * p.gy[y]);
-    if (a == 0.0f) {
-      std::memset(row, 0, row_bytes);
-    } else {
-      for (int x = 0; x < size; ++x) row[x] = a * gx[x];
-    }
+    const float a = float(double(amplitude) * gy[y]);
+    for (int x = 0; x < size; ++x) row[x] = a * gx[x];
   }
+  std::memset(out + size_t(y_hi + 1) * size, 0, sizeof(float) * size * (size - 1 - y_hi));
 }
 
 uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
@@ -76,9 +118,13 @@ uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
   return c;
 }
 
+// Splits [0, n) into one contiguous chunk per thread. Starting a thread costs tens of microseconds, so
+// each thread gets at least kMinMapsPerThread maps (small calls run on the caller's thread).
+constexpr int64_t kMinMapsPerThread = 64;
+
 template <typename F>
 void parallel_for(int64_t n, int64_t num_threads, F&& body) {
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(num_threads, n));
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(num_threads, n / kMinMapsPerThread));
   if (nt == 1) {
     body(0, n);
     return;
@@ -120,7 +166,7 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintpt
   const float amp = float(amplitude);
 
   parallel_for(N, num_threads, [&](int64_t lo, int64_t hi) {
-    Profiles p(S);
+    Scratch p(S);
     for (int64_t n = lo; n < hi; ++n) {
       const int mx = coords[2 * n], my = coords[2 * n + 1];
       if (!noise) {

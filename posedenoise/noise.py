@@ -28,13 +28,20 @@ class DiscreteTable:
 
     def tensor(self, device="cpu") -> torch.Tensor:
         """Thresholds as int64 (values < 2**32): the torch reference's representation."""
-        return torch.tensor(self.thresholds, dtype=torch.int64, device=device)
+        return _as_tensor(self, torch.device(device), torch.int64)
 
     def tensor_u32(self, device="cpu") -> torch.Tensor:
         """Thresholds as uint32 bit patterns in an int32 tensor: the C++ and Triton representation."""
-        t = torch.tensor(self.thresholds, dtype=torch.int64)
+        return _as_tensor(self, torch.device(device), torch.int32)
+
+
+@functools.lru_cache(maxsize=256)
+def _as_tensor(table: DiscreteTable, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Built once per table, device and dtype (tables are immutable; callers only read them)."""
+    t = torch.tensor(table.thresholds, dtype=torch.int64)
+    if dtype == torch.int32:
         t = torch.where(t >= 1 << 31, t - TWO32, t).to(torch.int32)
-        return t.to(device)
+    return t.to(device)
 
 
 def _from_cdf(values: Sequence[int], cdf: Sequence[float]) -> DiscreteTable:

@@ -136,8 +136,9 @@ def test_cpp_kernel_releases_the_gil(monkeypatch):
     torch.set_num_threads(1)
     sys.setswitchinterval(1e-3)
     try:
-        # A huge sigma makes each 1D profile cost O(r) exps: one call of ~0.1-0.5 s.
-        th = threading.Thread(target=ops.render_heatmaps, args=(c, v, 300.0), kwargs={"backend": "cpp"})
+        # Huge sigmas, a new one for every map, make every map cost O(r) exps: one call of ~0.1-0.5 s.
+        sigma = 300.0 + torch.arange(4000) * 0.01
+        th = threading.Thread(target=ops.render_heatmaps, args=(c, v, sigma), kwargs={"backend": "cpp"})
         th.start()
         while th.is_alive():  # the same work per iteration as the calibration loop
             state["seen"] += state["in_call"]

@@ -1,0 +1,135 @@
+"""How fast is a training batch's (noisy input, target) heatmap pair, per backend?
+
+For a batch of B windows (T=5, K=25, 56x56, float32) it times a full ops.noisy_pair per available backend
+against, in the same run:
+  (a) the original study's way: numpy zero maps and one scipy.ndimage.gaussian_filter per heatmap;
+  (b) a dense PyTorch broadcast: exp over the full grid for every map;
+  (c) the memory floor: zero-filling the same number of bytes, allocated the same way (two tensors).
+Prints a table (median ms, windows/s, x faster than (a), x of the floor (c)) and writes --json.
+On a GPU it uses CUDA events and reports GB/s; without one it prints the bytes the Triton kernel moves and
+the time that implies at an H100's ~3 TB/s.
+
+    python benchmarks/heatmap_bench.py [--batch-size 16] [--repeats 30] [--json out.json]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import markdown_table, time_ms, write_json  # noqa: E402
+
+from posedenoise import ops  # noqa: E402
+from posedenoise.memory import keep_freed_memory  # noqa: E402
+
+T, K, S = 5, 25, 56
+SIGMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
+H100_BYTES_PER_S = 3.0e12
+
+
+def study_way(coords, visible, rng):
+    """The original implementation: shift with numpy's RNG, then one scipy filter per heatmap."""
+    B = coords.shape[0]
+    shifts = np.rint(rng.normal(0.0, 3.0, size=coords.shape)).astype(np.int64)
+    noisy = np.clip(coords + shifts, 0, S - 1)
+    sigma_in = rng.choice(SIGMAS, size=(B, T))
+    inputs = np.zeros((B, T, K, S, S), np.float32)
+    targets = np.zeros((B, T, K, S, S), np.float32)
+    for b in range(B):
+        for t in range(T):
+            for k in range(K):
+                for out, (x, y), s in ((inputs, noisy[b, t, k], sigma_in[b, t]), (targets, coords[b, t, k], 1.0)):
+                    z = np.zeros((S, S), np.float32)
+                    z[y, x] = 255.0 * visible[b, t, k]
+                    out[b, t, k] = ndi.gaussian_filter(z, s, mode="nearest", truncate=4.0)
+    return inputs, targets
+
+
+def dense_broadcast(coords, visible, gen):
+    """Every map as exp over the whole grid, with torch's RNG for the noise (no 'nearest' border)."""
+    shifts = torch.round(torch.randn(coords.shape, generator=gen, device=coords.device) * 3.0)
+    noisy = (coords + shifts).clamp(0, S - 1)
+    sig = torch.tensor(SIGMAS, device=coords.device)[
+        torch.randint(0, 5, coords.shape[:2], generator=gen, device=coords.device)][..., None, None, None]
+    grid = torch.arange(S, device=coords.device, dtype=torch.float32)
+
+    def maps(c, s):
+        dx = (grid - c[..., 0, None]) ** 2                                    # (B, T, K, W)
+        dy = (grid - c[..., 1, None]) ** 2                                    # (B, T, K, H)
+        g = torch.exp(-(dy[..., :, None] + dx[..., None, :]) / (2 * s * s))   # (B, T, K, H, W)
+        return 255.0 / (2 * torch.pi * s * s) * g * visible[..., None, None]
+
+    return maps(noisy, sig), maps(coords.float(), torch.ones_like(sig))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--batch-size", type=int, default=16, help="windows per batch")
+    ap.add_argument("--repeats", type=int, default=30, help="timed runs per method (the study's way: a fifth)")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's malloc thresholds alone (every batch then page-faults its 50 MB back in)")
+    args = ap.parse_args(argv)
+    tuned = False if args.default_malloc else keep_freed_memory()
+    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if args.device == "auto" else args.device))
+    B = args.batch_size
+    g = torch.Generator().manual_seed(0)
+    coords = torch.randint(0, S, (B, T, K, 2), generator=g)
+    visible = torch.rand(B, T, K, generator=g) > 0.2
+    wid = torch.arange(B)
+    nbytes = 2 * B * T * K * S * S * 4
+    c_dev, v_dev, w_dev = coords.to(dev), visible.to(dev), wid.to(dev)
+    timer = dict(repeats=args.repeats, device=dev.type)
+
+    results = {}
+    rng = np.random.default_rng(0)
+    results["(a) study: numpy + scipy per heatmap"] = time_ms(
+        lambda: study_way(coords.numpy(), visible.numpy(), rng), repeats=max(3, args.repeats // 5), warmup=1)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    results["(b) dense torch broadcast"] = time_ms(lambda: dense_broadcast(c_dev, v_dev, gen), **timer)
+    results["(c) floor: zero-fill the same bytes"] = time_ms(
+        lambda: (torch.empty((B, T, K, S, S), device=dev).zero_(), torch.empty((B, T, K, S, S), device=dev).zero_()),
+        **timer)
+    avail = ops.available_backends()["available"]
+    for be in ("triton", "cpp", "torch"):
+        if not avail[be] or (be == "triton" and dev.type != "cuda") or (be == "cpp" and dev.type != "cpu"):
+            continue
+        results[f"posedenoise {be}"] = time_ms(lambda: ops.noisy_pair(
+            c_dev, v_dev, w_dev, k=1, sigma_choices=SIGMAS, seed=0, epoch=0, backend=be), **timer)
+
+    study = results["(a) study: numpy + scipy per heatmap"]
+    floor = results["(c) floor: zero-fill the same bytes"]
+    rows, payload = [], {"device": str(dev), "batch_windows": B, "bytes_written": nbytes,
+                         "threads": torch.get_num_threads(), "malloc_keeps_freed_memory": tuned,
+                         "results": {}}
+    for name, ms in results.items():
+        row = {"ms": round(ms, 3), "windows_per_s": round(B / ms * 1e3, 1),
+               "x_faster_than_study": round(study / ms, 1), "x_of_floor": round(ms / floor, 2)}
+        if dev.type == "cuda":
+            row["GB_per_s"] = round(nbytes / ms / 1e6, 1)
+        payload["results"][name] = row
+        rows.append([name] + list(row.values()))
+    header = ["method", "median ms", "windows/s", "x faster than (a)", "x of floor (c)"]
+    if dev.type == "cuda":
+        header.append("GB/s")
+    print(f"noisy pair of {B} windows (T={T}, K={K}, {S}x{S} fp32: {nbytes / 1e6:.1f} MB written) on {dev}, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats} runs, "
+          f"malloc {'keeps freed memory' if tuned else 'default'} (see posedenoise/memory.py)")
+    if dev.type != "cuda":
+        ideal_us = nbytes / H100_BYTES_PER_S * 1e6
+        payload["triton_ideal_h100_us"] = round(ideal_us, 1)
+        print(f"Triton kernel (no GPU here): moves {nbytes / 1e6:.1f} MB of stores and ~{B * T * K * 9 / 1e3:.0f} "
+              f"KB of loads; at ~3 TB/s that is {ideal_us:.1f} us per batch on an H100.")
+    print(markdown_table(header, rows))
+    if args.json:
+        write_json(args.json, payload)
+
+
+if __name__ == "__main__":
+    main()
