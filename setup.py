@@ -81,7 +81,7 @@ setup(
         "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5", "pybind11>=2.10"],  # pybind11: the no-compiler test
         "report": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],
     },
