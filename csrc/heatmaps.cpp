@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "ops.h"
+#include "parallel.h"
 #include "philox.h"
 
 namespace posedenoise {
@@ -118,28 +118,6 @@ uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
   return c;
 }
 
-// Splits [0, n) into one contiguous chunk per thread. Starting a thread costs tens of microseconds, so
-// each thread gets at least kMinMapsPerThread maps (small calls run on the caller's thread).
-constexpr int64_t kMinMapsPerThread = 64;
-
-template <typename F>
-void parallel_for(int64_t n, int64_t num_threads, F&& body) {
-  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(num_threads, n / kMinMapsPerThread));
-  if (nt == 1) {
-    body(0, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(nt - 1);
-  const int64_t chunk = (n + nt - 1) / nt;
-  for (int64_t t = 1; t < nt; ++t) {
-    const int64_t lo = t * chunk, hi = std::min(n, lo + chunk);
-    if (lo < hi) pool.emplace_back([&body, lo, hi] { body(lo, hi); });
-  }
-  body(0, std::min(n, chunk));
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
 
 void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintptr_t window_ids_p,
@@ -165,7 +143,7 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintpt
   const int S = int(size);
   const float amp = float(amplitude);
 
-  parallel_for(N, num_threads, [&](int64_t lo, int64_t hi) {
+  parallel_for(N, num_threads, [&](int64_t lo, int64_t hi, int64_t) {
     Scratch p(S);
     for (int64_t n = lo; n < hi; ++n) {
       const int mx = coords[2 * n], my = coords[2 * n + 1];

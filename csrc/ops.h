@@ -24,3 +24,17 @@ void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t sigma, uintptr_t wi
               bool noise, bool write_maps, int64_t num_threads);
 
 }  // namespace posedenoise
+
+namespace posedenoise {
+
+// (x, y) of each map's maximum, ties to the first index in row-major order. maps float (n_maps, H, W)
+// -> xy float (n_maps, 2). Both kernels return a nonzero count when a map read holds a NaN.
+int64_t heatmap_argmax(uintptr_t maps, int64_t n_maps, int64_t H, int64_t W, uintptr_t xy, int64_t num_threads);
+
+// Fused argmax + PCK hit counting, one read of each counted map (maps of keypoints not counted are not read):
+//   maps float (N, K, H, W), gt float (N, K, 2), valid bool (N, K), thr2 double (N, A) = (alpha * L)^2
+//   hits int64 (K, A) += #{frames : valid and dx*dx + dy*dy <= thr2}  (d in double, see reference.pck_hits)
+int64_t pck_heatmaps(uintptr_t maps, uintptr_t gt, uintptr_t valid, uintptr_t thr2, int64_t N, int64_t K,
+                  int64_t H, int64_t W, int64_t A, uintptr_t hits, int64_t num_threads);
+
+}  // namespace posedenoise

@@ -324,8 +324,145 @@ def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Te
 # ----------------------------------------------------------------------------------------------------
 
 
-def heatmap_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) -> (..., 2) float32 (x, y) of each map's maximum; ties go to the first index in
-    row-major order (as numpy.argmax and torch.argmax); an all-equal map gives (0, 0)."""
+# The argmax and PCK ops also return how many maps held a NaN: the fast kernels detect it during their one
+# read, and the public functions raise, instead of paying a second pass over the heatmaps to check.
+
+@torch.library.custom_op("posedenoise::heatmap_argmax", mutates_args=())
+def _argmax_op(maps: torch.Tensor, backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    # maps (M, H, W) contiguous -> ((M, 2) float32, (1,) int64 NaN maps)
+    if backend == "torch":
+        return reference.heatmap_argmax(maps), torch.isnan(maps).any().reshape(1).to(torch.int64)
+    if backend == "cpp":
+        maps = maps.to(torch.float32).contiguous()
+        xy = torch.empty((maps.shape[0], 2), dtype=torch.float32)
+        nan = _CPP.heatmap_argmax(maps.data_ptr(), maps.shape[0], maps.shape[1], maps.shape[2], xy.data_ptr(),
+                                  torch.get_num_threads())
+        return xy, torch.tensor([nan], dtype=torch.int64)
+    from .kernels import pck as tk
+    return tk.heatmap_argmax(maps)
+
+
+@_argmax_op.register_fake
+def _(maps, backend):
+    return maps.new_empty((maps.shape[0], 2), dtype=torch.float32), maps.new_empty((1,), dtype=torch.int64)
+
+
+@torch.library.custom_op("posedenoise::pck_heatmaps", mutates_args=())
+def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor,
+                     backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    # maps (N, K, H, W), gt (N, K, 2) float32, valid (N, K) bool, thr2 (N, A) float64
+    # -> (hits (K, A) int64, (1,) int64 NaN maps)
+    if backend == "torch":
+        nan = torch.isnan(maps[valid]).any().reshape(1).to(torch.int64)
+        return reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2), nan
+    if backend == "cpp":
+        maps = maps.to(torch.float32).contiguous()
+        N, K, H, W = maps.shape
+        hits = torch.zeros((K, thr2.shape[1]), dtype=torch.int64)
+        nan = _CPP.pck_heatmaps(maps.data_ptr(), gt.data_ptr(), valid.data_ptr(), thr2.data_ptr(), N, K, H, W,
+                                thr2.shape[1], hits.data_ptr(), torch.get_num_threads())
+        return hits, torch.tensor([nan], dtype=torch.int64)
+    from .kernels import pck as tk
+    return tk.pck_heatmaps(maps, gt, valid, thr2)
+
+
+@_pck_heatmaps_op.register_fake
+def _(maps, gt, valid, thr2, backend):
+    return (maps.new_empty((maps.shape[1], thr2.shape[1]), dtype=torch.int64),
+            maps.new_empty((1,), dtype=torch.int64))
+
+
+def _no_nan(nan: torch.Tensor) -> None:
+    if _checking_values() and int(nan.sum()):
+        raise ValueError("heatmaps: contain NaN (the argmax of such a map is undefined)")
+
+
+def _check_maps(heatmaps) -> torch.Tensor:
     _check_tensor("heatmaps", heatmaps, 2)
-    return reference.heatmap_argmax(heatmaps)
+    if not heatmaps.is_floating_point():
+        raise TypeError(f"heatmaps: expected a floating dtype, got {heatmaps.dtype}")
+    return heatmaps
+
+
+def heatmap_argmax(heatmaps: torch.Tensor, *, backend: Optional[str] = None) -> torch.Tensor:
+    """(..., H, W) -> (..., 2) float32 (x, y) of each map's maximum; ties go to the first index in
+    row-major order (as numpy.argmax and torch.argmax); an all-equal map gives (0, 0). NaN is rejected."""
+    heatmaps = _check_maps(heatmaps)
+    H, W = heatmaps.shape[-2:]
+    be = resolve_backend(backend, heatmaps.device)
+    xy, nan = _argmax_op(heatmaps.detach().reshape(-1, H, W).contiguous(), be)
+    _no_nan(nan)
+    return xy.view(*heatmaps.shape[:-2], 2)
+
+
+def _pck_inputs(gt, visible, alphas, norm, layout, lead_shape=None):
+    """Validated (gt (N, K, 2) float32, valid (N, K), thr2 (N, A) float64, sum of L, frames counted)."""
+    from .layout import POSE25, torso_indices
+    layout = POSE25 if layout is None else layout
+    _check_tensor("gt", gt, 2)
+    _check_tensor("visible", visible, 1)
+    if gt.shape[-1] != 2 or tuple(visible.shape) != tuple(gt.shape[:-1]):
+        raise ValueError(f"gt and visible: expected shapes (..., K, 2) and (..., K), got {tuple(gt.shape)} "
+                         f"and {tuple(visible.shape)}")
+    if lead_shape is not None and tuple(lead_shape) != tuple(gt.shape[:-1]):
+        raise ValueError(f"predictions: expected leading shape {tuple(gt.shape[:-1])} to match gt, got "
+                         f"{tuple(lead_shape)}")
+    if gt.shape[-2] != len(layout):
+        raise ValueError(f"gt: expected K = {len(layout)} keypoints (the layout's), got {gt.shape[-2]}")
+    alphas = tuple(float(a) for a in alphas)
+    if not alphas or not all(0 < a <= 1 for a in alphas):
+        raise ValueError(f"alphas: expected values in (0, 1], got {alphas}")
+    if isinstance(norm, str):
+        if norm not in ("torso", "bbox"):
+            raise ValueError(f"norm: expected 'torso', 'bbox' or a length in pixels, got {norm!r}")
+    elif isinstance(norm, bool) or not isinstance(norm, (int, float)) or not (norm > 0 and math.isfinite(norm)):
+        raise ValueError(f"norm: expected 'torso', 'bbox' or a positive length in pixels, got {norm!r}")
+    K = gt.shape[-2]
+    gt = gt.reshape(-1, K, 2).to(torch.float32).contiguous()
+    visible = visible.reshape(-1, K).to(torch.bool)
+    L = reference.pck_norm(gt, visible, norm, torso_indices(layout) if norm == "torso" else None)  # (N,)
+    framed = ~torch.isnan(L)
+    valid = (visible & framed[:, None]).contiguous()
+    thr = torch.tensor(alphas, dtype=torch.float64, device=gt.device)[None, :] * torch.nan_to_num(L)[:, None]
+    return gt, valid, (thr * thr).contiguous(), alphas, L[framed].sum().cpu(), framed.sum().cpu()
+
+
+def _result(alphas, hits, valid, norm_sum, frames):
+    from .metrics import PCKResult
+    return PCKResult(alphas, hits.cpu(), valid.sum(0).cpu().to(torch.int64), norm_sum.to(torch.float64),
+                     frames.to(torch.int64))
+
+
+def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2), norm="torso",
+        layout=None):
+    """PCK of predicted coordinates. pred, gt (..., K, 2) pixels; visible (..., K) bool (the ground truth's).
+
+    A visible keypoint of a frame with a normalising length L counts; it is correct when
+    ||pred - gt||_2 <= alpha * L. norm: "torso" (mean of the two shoulder-hip lengths; frames missing one of
+    the four are left out), "bbox" (longer side of the visible keypoints' box), or a length in pixels.
+    Returns a PCKResult (hits (K, A), counts (K,), overall, per_keypoint, mean_threshold); results of
+    several batches add up exactly."""
+    _check_tensor("pred", pred, 2)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred: expected the shape of gt {tuple(gt.shape)}, got {tuple(pred.shape)}")
+    gt2, valid, thr2, alphas, norm_sum, frames = _pck_inputs(gt, visible, alphas, norm, layout)
+    hits = reference.pck_hits(pred.detach().reshape(gt2.shape).to(torch.float32), gt2, valid, thr2)
+    return _result(alphas, hits, valid, norm_sum, frames)
+
+
+def pck_from_heatmaps(heatmaps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2),
+                      norm="torso", layout=None, backend: Optional[str] = None):
+    """pck(heatmap_argmax(heatmaps), gt, visible, ...), fused: one read of each counted heatmap, no
+    coordinate tensor in between. heatmaps (..., K, H, W)."""
+    heatmaps = _check_maps(heatmaps)
+    if heatmaps.dim() < 3:
+        raise ValueError(f"heatmaps: expected (..., K, H, W), got shape {tuple(heatmaps.shape)}")
+    gt2, valid, thr2, alphas, norm_sum, frames = _pck_inputs(gt, visible, alphas, norm, layout, heatmaps.shape[:-2])
+    if gt2.device != heatmaps.device:
+        raise ValueError(f"gt is on {gt2.device} but heatmaps on {heatmaps.device}")
+    H, W = heatmaps.shape[-2:]
+    be = resolve_backend(backend, heatmaps.device)
+    maps = heatmaps.detach().reshape(gt2.shape[0], gt2.shape[1], H, W).contiguous()
+    hits, nan = _pck_heatmaps_op(maps, gt2, valid, thr2, be)
+    _no_nan(nan)
+    return _result(alphas, hits, valid, norm_sum, frames)

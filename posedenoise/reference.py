@@ -145,3 +145,40 @@ def heatmap_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
     H, W = heatmaps.shape[-2:]
     flat = heatmaps.reshape(*heatmaps.shape[:-2], H * W).argmax(-1)
     return torch.stack([flat % W, flat // W], dim=-1).to(torch.float32)
+
+
+def pck_norm(gt: torch.Tensor, visible: torch.Tensor, norm, torso) -> torch.Tensor:
+    """Per-frame normalising length L (...,) float64; NaN where the frame is left out.
+
+    gt (..., K, 2), visible (..., K). norm "torso": mean of the two shoulder-hip distances, `torso` being
+    ((shoulder, hip), (shoulder, hip)) indices; a frame missing any of the four is left out. "bbox": the
+    longer side of the visible keypoints' box. A number: that length for every frame. L = 0 is left out.
+    """
+    g = gt.to(torch.float64)
+    if norm == "torso":
+        (ls, lh), (rs, rh) = torso
+        ok = visible[..., ls] & visible[..., lh] & visible[..., rs] & visible[..., rh]
+        L = ((g[..., ls, :] - g[..., lh, :]).norm(dim=-1) + (g[..., rs, :] - g[..., rh, :]).norm(dim=-1)) / 2
+    elif norm == "bbox":
+        big = torch.tensor(float("inf"), dtype=torch.float64, device=g.device)
+        v = visible[..., None]
+        lo = torch.where(v, g, big).amin(-2)
+        hi = torch.where(v, g, -big).amax(-2)
+        ok = visible.any(-1)
+        L = torch.where(ok, (hi - lo).amax(-1), torch.zeros((), dtype=torch.float64, device=g.device))
+    else:
+        ok = torch.ones(visible.shape[:-1], dtype=torch.bool, device=g.device)
+        L = torch.full(visible.shape[:-1], float(norm), dtype=torch.float64, device=g.device)
+    return torch.where(ok & (L > 0), L, torch.full_like(L, float("nan")))
+
+
+def pck_hits(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor) -> torch.Tensor:
+    """Hits (K, A) int64: valid keypoints with ||pred - gt||^2 <= thr2, summed over all frames.
+
+    pred, gt (N, K, 2) float32; valid (N, K) bool; thr2 (N, A) float64 = (alpha * L)^2. The squared
+    distance is dx * dx + dy * dy in float64 from float32 inputs (each product exact, one rounding in the
+    sum), so every backend that follows this rule gets the same integers."""
+    d = pred.to(torch.float64) - gt.to(torch.float64)
+    d2 = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]                  # (N, K)
+    hit = (d2[..., None] <= thr2[:, None, :]) & valid[..., None]       # (N, K, A)
+    return hit.sum(0)

@@ -13,7 +13,7 @@ import sys
 
 
 def compile_report(kernel, signature, constexprs, cc, num_warps=4):
-    """-> {"registers", "local_bytes" (spills), "stack_bytes", "vector_stores", "stores"} for sm_<cc>."""
+    """-> {"registers", "local_bytes" (spills), "stack_bytes", "vector_stores", "vector_loads", "stores"}."""
     import tempfile
 
     import triton
@@ -33,6 +33,7 @@ def compile_report(kernel, signature, constexprs, cc, num_warps=4):
     field = lambda name: int(re.search(rf"{name}:(\d+)", usage).group(1))  # noqa: E731
     return {"registers": field("REG"), "local_bytes": field("LOCAL"), "stack_bytes": field("STACK"),
             "vector_stores": len(re.findall(r"st\.global\.v[24]", ptx)),
+            "vector_loads": len(re.findall(r"ld\.global(?:\.\w+)*\.v[24]", ptx)),
             "stores": len(re.findall(r"st\.global", ptx))}
 
 
