@@ -1,0 +1,68 @@
+"""Command-line flags generated from a config dataclass, type-checked, unknown flags rejected.
+
+Each field becomes `--field-name`; its type comes from the annotation, its help text from
+`field(metadata={"help": ...})`, its choices from metadata "choices". Errors are one line and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from typing import Any, Optional, Sequence
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the usage block and the error; a user needs the error, in one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(prog: str, message: str) -> "typing.NoReturn":
+    """The same one-line error for problems found after parsing (bad files, bad combinations)."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _base_type(annotation):
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing))  # annotations are strings under `from __future__`
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) is typing.Union and len(args) == 1 else annotation
+
+
+def _typed(t):
+    def convert(text):
+        try:
+            return t(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {t.__name__}, got {text!r}") from None
+    convert.__name__ = t.__name__
+    return convert
+
+
+def build_parser(cls, prog: str, description: str, positional: Sequence[str] = ()) -> OneLineParser:
+    parser = OneLineParser(prog=prog, description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(cls):
+        t = _base_type(f.type)
+        help_text = f.metadata.get("help", "")
+        if f.name in positional:
+            parser.add_argument(f.name, type=_typed(t), help=help_text)
+        elif t is bool:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=help_text)
+        else:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=_typed(t), default=f.default,
+                                choices=f.metadata.get("choices"), help=help_text,
+                                metavar=f.metadata.get("metavar"))
+    return parser
+
+
+def parse(cls, argv: Optional[Sequence[str]], prog: str, description: str, positional: Sequence[str] = ()) -> Any:
+    parser = build_parser(cls, prog, description, positional)
+    ns = parser.parse_args(argv)
+    try:
+        return cls(**vars(ns))
+    except ValueError as e:  # __post_init__ validation
+        parser.error(str(e))

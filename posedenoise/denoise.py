@@ -1,0 +1,120 @@
+"""Denoise a whole sequence: python -m posedenoise.denoise CHECKPOINT INPUT OUTPUT [flags]
+
+INPUT is an estimator's output for one video, as .npy or .npz (the first array, or --key):
+  heatmaps (F, K, 56, 56), or keypoints (F, K, 2) / (F, K, 3) in heatmap pixels (x, y[, confidence]);
+keypoints are rendered into heatmaps with --sigma (a confidence below --min-confidence marks a keypoint
+missing). The model runs on sliding windows of 5 frames (frame step from the checkpoint's setup), start
+stride 1; each frame's outputs over all windows that hold it are averaged. A sequence shorter than one
+window is padded by repeating its edge frames. OUTPUT (.npz) holds `heatmaps` (F, K, 56, 56) float32 and
+`keypoints` (F, K, 2) float32 (argmax of the denoised heatmaps, or the coordinate model's mean output).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import cli, files, ops
+from .evaluate import load_checkpoint, model_from_state
+from .evaluation import SETUPS
+
+PROG = "posedenoise.denoise"
+
+
+@dataclass
+class DenoiseConfig:
+    checkpoint: str = field(default="", metadata={"help": "a run directory or a checkpoint file"})
+    input: str = field(default="", metadata={"help": ".npy/.npz of heatmaps (F,K,56,56) or keypoints (F,K,2|3)"})
+    output: str = field(default="", metadata={"help": "output .npz (heatmaps, keypoints)"})
+    key: Optional[str] = field(default=None, metadata={"help": "array name inside an .npz input (default: the first)"})
+    sigma: float = field(default=2.0, metadata={"help": "Gaussian sigma for rendering keypoint input"})
+    min_confidence: float = field(default=0.0, metadata={"help": "keypoints with confidence below this are missing"})
+    batch_size: int = field(default=16, metadata={"help": "windows per forward pass"})
+    device: str = field(default="auto", metadata={"help": "where to run", "choices": ["auto", "cpu", "cuda"]})
+
+
+def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sigma: float, min_conf: float):
+    """-> heatmaps (F, K, size, size) float32 tensor, from heatmaps or keypoints; one-line errors."""
+    if not os.path.isfile(path):
+        cli.fail(PROG, f"{path}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:
+        cli.fail(PROG, f"{path}: not a readable .npy/.npz file ({type(e).__name__}: {e})")
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        names = list(loaded.keys())
+        if not names or (key is not None and key not in names):
+            cli.fail(PROG, f"{path}: expected an array named {key!r}, found {names}" if key else f"{path}: empty .npz")
+        arr = loaded[key or names[0]]
+    else:
+        arr = loaded
+    if not np.issubdtype(arr.dtype, np.number) or arr.ndim not in (3, 4) or arr.shape[1] != num_keypoints:
+        cli.fail(PROG, f"{path}: expected heatmaps (F, {num_keypoints}, {size}, {size}) or keypoints "
+                       f"(F, {num_keypoints}, 2 or 3), got {arr.dtype} {arr.shape}")
+    if not np.isfinite(arr).all():
+        cli.fail(PROG, f"{path}: contains NaN or infinite values")
+    if arr.ndim == 4:
+        if arr.shape[2:] != (size, size):
+            cli.fail(PROG, f"{path}: expected {size}x{size} heatmaps, got {arr.shape[2:]}")
+        return torch.from_numpy(arr.astype(np.float32))
+    if arr.shape[2] not in (2, 3):
+        cli.fail(PROG, f"{path}: keypoints need 2 (x, y) or 3 (x, y, confidence) values, got {arr.shape[2]}")
+    xy = torch.from_numpy(arr[..., :2].astype(np.float32))
+    visible = torch.from_numpy(arr[..., 2] >= min_conf) if arr.shape[2] == 3 else torch.ones(xy.shape[:2], dtype=torch.bool)
+    return ops.render_heatmaps(xy, visible, sigma, size=size)
+
+
+@torch.no_grad()
+def denoise_sequence(model, heatmaps: torch.Tensor, *, window: int = 5, step: int = 1, batch_size: int = 16):
+    """heatmaps (F, K, H, W) -> (denoised (F, K, H, W) or None, keypoints (F, K, 2)), overlaps averaged.
+
+    Window j covers frames j, j + step, ..., j + (window - 1) * step of the edge-padded sequence."""
+    F = heatmaps.shape[0]
+    span = (window - 1) * step + 1
+    pad = max(0, span - F)
+    left = pad // 2
+    idx = (torch.arange(F + pad) - left).clamp(0, F - 1)                  # edge frames repeated
+    seq = heatmaps[idx]
+    n_win = seq.shape[0] - span + 1
+    frames = torch.arange(n_win)[:, None] + torch.arange(window)[None, :] * step   # (n_win, T)
+    coords_kind = model.output_kind == "coords"
+    acc = torch.zeros((seq.shape[0],) + ((seq.shape[1], 2) if coords_kind else seq.shape[1:]))
+    hits = torch.zeros(seq.shape[0])
+    dev = next(iter(model.parameters()), torch.empty(0)).device
+    for lo in range(0, n_win, batch_size):
+        f = frames[lo:lo + batch_size]                                     # (b, T)
+        out = model(seq[f].to(dev)).float().cpu()                          # (b, T, K, ...) per frame
+        acc.index_add_(0, f.reshape(-1), out.reshape((-1,) + out.shape[2:]))
+        hits.index_add_(0, f.reshape(-1), torch.ones(f.numel()))
+    mean = acc / hits.view((-1,) + (1,) * (acc.dim() - 1))
+    mean = mean[left:left + F]
+    if coords_kind:
+        return None, mean
+    return mean, ops.heatmap_argmax(mean)
+
+
+def main(argv=None):
+    cfg = cli.parse(DenoiseConfig, argv, PROG, __doc__.split("\n\n")[0], positional=("checkpoint", "input", "output"))
+    dev = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                       else "cpu")
+    state, _ = load_checkpoint(cfg.checkpoint, dev)
+    model = model_from_state(state, dev)
+    size = getattr(model, "size", 56)
+    heatmaps = load_input(cfg.input, cfg.key, size, getattr(model, "num_keypoints", 25), cfg.sigma,
+                          cfg.min_confidence)
+    step = SETUPS[state["config"]["setup"]]["step"]
+    denoised, keypoints = denoise_sequence(model, heatmaps, step=step, batch_size=cfg.batch_size)
+    if denoised is None:  # a coordinate model: render its keypoints at the targets' sigma
+        denoised = ops.render_heatmaps(keypoints, torch.ones(keypoints.shape[:2], dtype=torch.bool), 1.0, size=size)
+    out = cfg.output if cfg.output.endswith(".npz") else cfg.output + ".npz"
+    with files.atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, heatmaps=denoised.numpy().astype(np.float32), keypoints=keypoints.numpy().astype(np.float32))
+    print(f"denoised {heatmaps.shape[0]} frames -> {out}")
+
+
+if __name__ == "__main__":
+    main()

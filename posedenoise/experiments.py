@@ -1,0 +1,293 @@
+"""The study's grid and its report.
+
+    python -m posedenoise.experiments run --data DATA --out DIR [--only 1.2,2.3] [--models conv3d,...]
+                                          [--cell-index N] [any posedenoise.train flag, e.g. --epochs 5]
+    python -m posedenoise.experiments report DIR
+
+The grid is 4 models x k {1, 2} x setups {1, 2, 3} = 24 runs, each named "k.setup" (e.g. "2.3") and kept in
+DIR/<model>/<k.setup>/ as a normal run directory. `run` skips finished cells (they have test.json) and
+resumes interrupted ones, so rerunning it continues the grid; --cell-index picks one cell (0-23, in the
+order of `list`) for cluster job arrays. `report` writes figure1.png/.pdf and tables.md/.csv/.tex, and
+works on a partial grid (missing cells are shown as such and listed).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from typing import Dict, List, Optional, Tuple
+
+from . import cli, files
+from .evaluation import ALPHAS
+
+GRID_MODELS = ("conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat")
+KS = (1, 2)
+SETUP_IDS = (1, 2, 3)
+GROUPS = ("nose", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+PROG = "posedenoise.experiments"
+
+
+def cells() -> List[Tuple[str, int, int]]:
+    """(model, k, setup) in grid order: index = model * 6 + (k - 1) * 3 + (setup - 1)."""
+    return [(m, k, s) for m in GRID_MODELS for k in KS for s in SETUP_IDS]
+
+
+def cell_dir(root: str, model: str, k: int, setup: int) -> str:
+    return os.path.join(root, model, f"{k}.{setup}")
+
+
+def select(only: Optional[str], models: Optional[str], index: Optional[int]) -> List[Tuple[str, int, int]]:
+    grid = cells()
+    if index is not None:
+        if not 0 <= index < len(grid):
+            cli.fail(PROG, f"--cell-index: expected 0 to {len(grid) - 1}, got {index}")
+        return [grid[index]]
+    if models:
+        wanted = models.split(",")
+        bad = [m for m in wanted if m not in GRID_MODELS]
+        if bad:
+            cli.fail(PROG, f"--models: unknown {bad}; expected names from {list(GRID_MODELS)}")
+        grid = [c for c in grid if c[0] in wanted]
+    if only:
+        names = only.split(",")
+        bad = [n for n in names if n not in {f"{k}.{s}" for k in KS for s in SETUP_IDS}]
+        if bad:
+            cli.fail(PROG, f"--only: unknown runs {bad}; expected names like 1.2 or 2.3 (k.setup)")
+        grid = [c for c in grid if f"{c[1]}.{c[2]}" in names]
+    return grid
+
+
+def run(argv: List[str]) -> None:
+    from .train import TrainConfig, train
+    ap = cli.OneLineParser(prog=f"{PROG} run", description="run the grid's unfinished cells; other flags go to "
+                           "posedenoise.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--data", default="synthetic", help="as posedenoise.train --data")
+    ap.add_argument("--out", required=True, help="grid directory")
+    ap.add_argument("--only", help="comma-separated run names k.setup, e.g. 1.2,2.3")
+    ap.add_argument("--models", help=f"comma-separated models from {','.join(GRID_MODELS)}")
+    ap.add_argument("--cell-index", type=int, help="run exactly this cell (0-23), for job arrays")
+    args, rest = ap.parse_known_args(argv)
+    for flag in ("--model", "--setup", "--k", "--out", "--resume"):
+        if any(r == flag or r.startswith(flag + "=") for r in rest):
+            cli.fail(PROG, f"{flag} is set per cell by the grid; leave it out")
+    chosen = select(args.only, args.models, args.cell_index)
+    for i, (model, k, setup) in enumerate(chosen):
+        out = cell_dir(args.out, model, k, setup)
+        if os.path.exists(os.path.join(out, "test.json")):
+            print(f"[{i + 1}/{len(chosen)}] {model} {k}.{setup}: finished, skipped")
+            continue
+        resume = os.path.exists(os.path.join(out, "checkpoints", "last.pt"))
+        print(f"[{i + 1}/{len(chosen)}] {model} {k}.{setup}: {'resuming' if resume else 'training'} in {out}",
+              flush=True)
+        cfg = cli.parse(TrainConfig, rest + ["--data", args.data, "--model", model, "--k", str(k), "--setup",
+                                             str(setup), "--out", out] + (["--resume"] if resume else []),
+                        "posedenoise.train", "")
+        train(cfg)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_grid(root: str) -> Dict[Tuple[str, int, int], dict]:
+    """(model, k, setup) -> {"metrics": [epoch rows], "test": test.json or None} for cells with any output."""
+    found = {}
+    for model, k, setup in cells():
+        d = cell_dir(root, model, k, setup)
+        metrics_path, test_path = os.path.join(d, "metrics.jsonl"), os.path.join(d, "test.json")
+        if not os.path.exists(metrics_path) and not os.path.exists(test_path):
+            continue
+        rows = []
+        if os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                for n, line in enumerate(f, 1):
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        cli.fail(PROG, f"{metrics_path}:{n}: not a JSON line")
+        test = None
+        if os.path.exists(test_path):
+            try:
+                with open(test_path) as f:
+                    test = json.load(f)
+            except json.JSONDecodeError as e:
+                cli.fail(PROG, f"{test_path}: not valid JSON ({e})")
+        found[(model, k, setup)] = {"metrics": rows, "test": test}
+    return found
+
+
+def _fmt(v, digits=3):
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def pck_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
+    """Tables 1/2: rows models + identity + threshold; columns setup x alpha. Values are floats or None."""
+    header = ["model"] + [f"setup {s} PCK@{a:g}" for s in SETUP_IDS for a in ALPHAS]
+    rows = []
+    for model in GRID_MODELS:
+        row = [model]
+        for s in SETUP_IDS:
+            t = (grid.get((model, k, s)) or {}).get("test")
+            row += [t["pck"][f"{a:g}"] if t else None for a in ALPHAS]
+        rows.append(row)
+    ident, thr = ["identity (noisy input)"], ["mean threshold (px)"]
+    for s in SETUP_IDS:
+        t = next((grid[(m, k, s)]["test"] for m in GRID_MODELS if (grid.get((m, k, s)) or {}).get("test")), None)
+        ident += [t["identity_pck"][f"{a:g}"] if t else None for a in ALPHAS]
+        thr += [t["mean_threshold_px"][f"{a:g}"] if t else None for a in ALPHAS]
+    return header, rows + [ident, thr]
+
+
+def group_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
+    """Tables 3/4: test PCK@0.2 per keypoint group for each run, with its best epoch."""
+    header = ["model", "run"] + list(GROUPS) + ["best epoch"]
+    rows = []
+    for model in GRID_MODELS:
+        for s in SETUP_IDS:
+            t = (grid.get((model, k, s)) or {}).get("test")
+            rows.append([model, f"{k}.{s}"] + [t["per_group_pck"].get(g) if t else None for g in GROUPS]
+                        + [t["best_epoch"] if t else None])
+    return header, rows
+
+
+def _best_per_column(rows, first_value_col, model_rows):
+    """Index of the best (highest) model row per value column, among the model rows only."""
+    best = {}
+    for c in range(first_value_col, len(rows[0])):
+        vals = [(r[c], i) for i, r in enumerate(rows[:model_rows]) if isinstance(r[c], (int, float)) and r[c] is not None]
+        if vals:
+            best[c] = max(vals)[1]
+    return best
+
+
+def render_tables(grid) -> Dict[str, str]:
+    """-> {"md": ..., "csv": ..., "tex": ...} with Tables 1-4; the best model value of each column marked."""
+    md, tex = [], []
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    specs = [("Table 1", "test PCK, k = 1", pck_table(grid, 1), 1, len(GRID_MODELS)),
+             ("Table 2", "test PCK, k = 2", pck_table(grid, 2), 1, len(GRID_MODELS)),
+             ("Table 3", "test PCK@0.2 per keypoint group, k = 1", group_table(grid, 1), 2, None),
+             ("Table 4", "test PCK@0.2 per keypoint group, k = 2", group_table(grid, 2), 2, None)]
+    for title, caption, (header, rows), first, model_rows in specs:
+        value_cols = len(header) - (1 if title in ("Table 3", "Table 4") else 0)
+        best = _best_per_column([r[:value_cols] for r in rows], first, model_rows or len(rows))
+        md += [f"### {title}: {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        w.writerow([f"{title}: {caption}"])
+        w.writerow(header + ["best_marked_column_rows"])
+        tex += [f"% {title}: {caption}", "\\begin{tabular}{" + "l" * first + "r" * (len(header) - first) + "}",
+                " & ".join(header) + " \\\\ \\hline"]
+        for i, r in enumerate(rows):
+            cells_md, cells_tex = [], []
+            for c, v in enumerate(r):
+                if c < first:
+                    cells_md.append(str(v))
+                    cells_tex.append(str(v))
+                    continue
+                digits = 0 if header[c] == "best epoch" else (2 if r[0] == "mean threshold (px)" else 3)
+                s = str(v) if header[c] == "best epoch" and v is not None else _fmt(v, digits)
+                mark = best.get(c) == i
+                cells_md.append(f"**{s}**" if mark else s)
+                cells_tex.append(f"\\textbf{{{s}}}" if mark else s)
+            md.append("| " + " | ".join(cells_md) + " |")
+            tex.append(" & ".join(cells_tex).replace("—", "--") + " \\\\")
+            w.writerow(["" if v is None else v for v in r] + [";".join(str(c) for c, j in best.items() if j == i)])
+        md.append("")
+        tex += ["\\end{tabular}", ""]
+        w.writerow([])
+    missing = [f"{m} {k}.{s}" for m, k, s in cells() if not (grid.get((m, k, s)) or {}).get("test")]
+    note = (f"Missing cells ({len(missing)} of 24): " + ", ".join(missing)) if missing else "All 24 cells present."
+    md.insert(0, note + "\n")
+    return {"md": "\n".join(md), "csv": buf.getvalue(), "tex": "\n".join(tex)}
+
+
+def figure(grid, path_png: str, path_pdf: str) -> int:
+    """Figure 1: one row per architecture; train loss, val loss, val PCK@0.2 per epoch. Returns the number of axes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(GRID_MODELS), 3, figsize=(15, 3.2 * len(GRID_MODELS)), squeeze=False)
+    colors = {f"{k}.{s}": plt.cm.tab10(i) for i, (k, s) in enumerate((k, s) for k in KS for s in SETUP_IDS)}
+    for r, model in enumerate(GRID_MODELS):
+        for c, (key, label) in enumerate((("train_loss", "train loss"), ("val_loss", "validation loss"),
+                                          ("val_pck", "validation PCK@0.2"))):
+            ax = axes[r][c]
+            drawn = False
+            for k in KS:
+                for s in SETUP_IDS:
+                    rows = (grid.get((model, k, s)) or {}).get("metrics") or []
+                    if not rows:
+                        continue
+                    name = f"{k}.{s}"
+                    ep = [row["epoch"] for row in rows]
+                    val = [row[key]["0.2"] if key == "val_pck" else row[key] for row in rows]
+                    ax.plot(ep, val, color=colors[name], label=name, lw=1.5)
+                    red = [(e, v) for e, v, row in zip(ep, val, rows) if row.get("lr_reduced")]
+                    if red:
+                        ax.plot(*zip(*red), "o", color=colors[name], ms=5)
+                    if key == "val_pck":
+                        ident = [row["val_identity_pck"]["0.2"] for row in rows]
+                        ax.plot(ep, ident, "--", color=colors[name], lw=1, alpha=0.8)
+                    drawn = True
+            if drawn and key != "val_pck":
+                vals = [v for line in ax.get_lines() for v in line.get_ydata() if v and v > 0]
+                if vals and max(vals) / min(vals) > 20:
+                    ax.set_yscale("log")
+            if not drawn:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.set_title(f"{model}: {label}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if drawn and c == 2:
+                ax.legend(fontsize=7, title="k.setup (dashed: identity; dot: lr reduced)", title_fontsize=7,
+                          ncol=2, loc="lower right")
+    fig.tight_layout()
+    for path in (path_png, path_pdf):
+        with files.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=os.path.splitext(path)[1][1:])
+    n = len(fig.axes)
+    plt.close(fig)
+    return n
+
+
+def report(argv: List[str]) -> None:
+    ap = cli.OneLineParser(prog=f"{PROG} report", description="Figure 1 and Tables 1-4 of a grid directory")
+    ap.add_argument("dir", help="grid directory written by `run`")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.dir):
+        cli.fail(PROG, f"{args.dir}: no such directory")
+    grid = load_grid(args.dir)
+    if not grid:
+        cli.fail(PROG, f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
+    tables = render_tables(grid)
+    for ext, text in tables.items():
+        files.write_text(os.path.join(args.dir, f"tables.{ext}"), text)
+    figure(grid, os.path.join(args.dir, "figure1.png"), os.path.join(args.dir, "figure1.pdf"))
+    print(tables["md"])
+    print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": run, "report": report}
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return
+    if argv[0] == "list":
+        for i, (m, k, s) in enumerate(cells()):
+            print(f"{i:2d}  {m:18s} {k}.{s}")
+        return
+    if argv[0] not in commands:
+        cli.fail(PROG, f"unknown command {argv[0]!r}; expected run, report or list")
+    commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Train a heatmap denoiser: python -m posedenoise.train [flags]   (no flags: the synthetic demo)
+
+One linear loop (after nanoGPT's train.py): data -> per-batch noisy pair rendered by the kernels -> model
+-> masked MSE -> Adam; ReduceLROnPlateau and early stopping on the validation loss; the best checkpoint is
+tested against the identity baseline at the end. Runs under torchrun with DistributedDataParallel: every
+rank renders its own share of each batch on its own device.
+
+Run directory: config.json, metrics.jsonl (one line per epoch), checkpoints/{last,best}.pt, test.json,
+and tensorboard/ when tensorboard is installed. Every file is written atomically; --resume continues from
+the last complete epoch and, on the CPU, ends with exactly the metrics of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from . import cli, files, ops
+from .data import Batches, open_data
+from .evaluation import SETUPS, evaluate, format_test_table, masked_mse, overall_dict, test_report
+from .memory import keep_freed_memory
+from .models import MODELS, build
+
+DEMO_EPOCHS = 8            # the synthetic demo's default maximum, sized for < 10 minutes on 2 CPU cores
+DEMO_WINDOWS = 3200        # windows of the demo (train/val/test 60/20/20)
+STUDY_EPOCHS = 50
+
+
+@dataclass
+class TrainConfig:
+    model: str = field(default="conv3d", metadata={"help": "architecture", "choices": sorted(MODELS)})
+    setup: int = field(default=1, metadata={"help": "1: sigma_in drawn per frame from {1,...,3}; 2: sigma_in = 1; "
+                                            "3: as 1 at half frame rate (frame step 2)", "choices": [1, 2, 3]})
+    k: float = field(default=1.0, metadata={"help": "shifting scalar: shifts are round(N(0, (3k)^2)) pixels"})
+    data: str = field(default="synthetic", metadata={
+        "help": "'synthetic' (bundled generated motion), a cache file from `python -m posedenoise.prepare`, "
+                "or a Penn Action folder (with labels/)"})
+    epochs: Optional[int] = field(default=None, metadata={
+        "help": f"maximum epochs (default: the study's {STUDY_EPOCHS}; {DEMO_EPOCHS} for synthetic data)"})
+    batch_size: int = field(default=16, metadata={"help": "windows per optimisation step (over all ranks)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    device: str = field(default="auto", metadata={"help": "where to train", "choices": ["auto", "cpu", "cuda"]})
+    seed: int = field(default=0, metadata={"help": "seed of the weights, the splits, the window order and the noise"})
+    out: Optional[str] = field(default=None, metadata={"help": "run directory (default: runs/<model>-<k>.<setup>)"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last complete epoch"})
+    num_windows: Optional[int] = field(default=None, metadata={
+        "help": f"use at most this many windows in all (split 60/20/20); default: all ({DEMO_WINDOWS} for synthetic)"})
+    split: str = field(default="video", metadata={"help": "split by video (no shared frames) or by window",
+                                                  "choices": ["video", "window"]})
+    patience: int = field(default=5, metadata={"help": "epochs without a new lowest val loss before lr x 0.1"})
+    early_stop: int = field(default=10, metadata={"help": "epochs without a new lowest val loss before stopping"})
+    backend: Optional[str] = field(default=None, metadata={"help": "heatmap kernel backend (default: by device)",
+                                                           "choices": list(ops.BACKENDS)})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+
+    def __post_init__(self):
+        if self.k < 0 or not math.isfinite(self.k):
+            raise ValueError(f"--k: expected a number >= 0, got {self.k}")
+        for name in ("batch_size", "patience", "early_stop"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"--epochs: expected a positive integer, got {self.epochs}")
+        if self.num_windows is not None and self.num_windows < 5:
+            raise ValueError(f"--num-windows: expected at least 5 (one per split and more), got {self.num_windows}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr: expected a positive number, got {self.lr}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed: expected an integer in [0, 2**32), got {self.seed}")
+        synthetic = self.data == "synthetic"
+        if self.epochs is None:
+            self.epochs = DEMO_EPOCHS if synthetic else STUDY_EPOCHS
+        if self.num_windows is None and synthetic:
+            self.num_windows = DEMO_WINDOWS
+        if self.out is None:
+            self.out = os.path.join("runs", f"{self.model}-{self.k:g}.{self.setup}")
+
+
+def _distributed():
+    """(rank, world size, device); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def _device(cfg: TrainConfig, rank: int) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            cli.fail("posedenoise.train", "--device cuda: no CUDA device is available")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def _state(cfg, model, opt, sched, epoch, best, since_best, history):
+    return {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch, "best_val_loss": best, "epochs_since_best": since_best, "history": history,
+            "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def train(cfg: TrainConfig) -> dict:
+    rank, world = _distributed()
+    main_rank = rank == 0
+    dev = _device(cfg, rank)
+    keep_freed_memory()
+    ckpt_dir = os.path.join(cfg.out, "checkpoints")
+    last_path, best_path = os.path.join(ckpt_dir, "last.pt"), os.path.join(ckpt_dir, "best.pt")
+    if cfg.resume and not os.path.exists(last_path):
+        cli.fail("posedenoise.train", f"--resume: no checkpoint at {last_path}")
+    if not cfg.resume and os.path.exists(last_path):
+        cli.fail("posedenoise.train", f"{cfg.out} already holds a run; pass --resume to continue it or choose "
+                                      "another --out")
+
+    data = open_data(cfg.data, step=SETUPS[cfg.setup]["step"], split=cfg.split, seed=cfg.seed,
+                     num_windows=cfg.num_windows)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.model).to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
+    # threshold=0: "a new lowest validation loss" is any decrease, as in the study.
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=cfg.patience, threshold=0.0) \
+        if opt else None
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and params else model
+    start, best, since_best, history = 0, math.inf, 0, []
+    if cfg.resume:
+        state = torch.load(last_path, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        if opt:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        start, best, since_best, history = (state["epoch"] + 1, state["best_val_loss"], state["epochs_since_best"],
+                                            state["history"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if main_rank:
+        files.write_json(os.path.join(cfg.out, "config.json"), dataclasses.asdict(cfg) | {"data_summary": data.summary()})
+        files.write_jsonl(os.path.join(cfg.out, "metrics.jsonl"), history)  # drops a partly logged epoch
+    writer = _tensorboard(cfg.out) if main_rank else None
+    noise = dict(k=cfg.k, sigma_choices=SETUPS[cfg.setup]["sigma_choices"], seed=cfg.seed, backend=cfg.backend)
+    show = main_rank and not cfg.quiet and sys.stderr.isatty()
+
+    epoch = start
+    for epoch in range(start, cfg.epochs):
+        if since_best >= cfg.early_stop or not params:
+            break
+        t0 = time.time()
+        net.train()
+        total, n = 0.0, 0
+        batches = Batches(data, "train", cfg.batch_size, dev, epoch=epoch, seed=cfg.seed, shuffle=True,
+                          drop_last=True, rank=rank, world=world)
+        for coords, visible, wid in _progress(batches, show, f"epoch {epoch + 1}/{cfg.epochs}"):
+            x, y = ops.noisy_pair(coords, visible, wid, epoch=epoch, **noise)      # (B, T, K, 56, 56) each
+            loss = masked_mse(net(x), y, coords, visible, model.output_kind)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, n = total + loss.item(), n + 1
+            if show:
+                batches.progress.set_postfix(loss=f"{total / n:.4f}")
+        train_loss = _mean_over_ranks(total, n, dev, world)
+        val = evaluate(net, model.output_kind, data, "val", dev, batch_size=cfg.batch_size, rank=rank, world=world,
+                       show=show, **noise)
+        lr_before = opt.param_groups[0]["lr"]
+        sched.step(val["loss"])
+        lr = opt.param_groups[0]["lr"]
+        improved = val["loss"] < best
+        best, since_best = (val["loss"], 0) if improved else (best, since_best + 1)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
+               "val_pck": overall_dict(val["pck"]), "val_identity_pck": overall_dict(val["identity"]),
+               "lr": lr_before, "lr_reduced": lr < lr_before, "best": improved, "seconds": round(time.time() - t0, 2)}
+        history.append(row)
+        if main_rank:
+            state = _state(cfg, model, opt, sched, epoch, best, since_best, history)
+            if improved:
+                files.torch_save(best_path, state)
+            files.torch_save(last_path, state)     # the epoch is complete once this lands
+            files.write_jsonl(os.path.join(cfg.out, "metrics.jsonl"), history)
+            _log(writer, row)
+            print(f"epoch {epoch + 1}: train {train_loss:.4f}  val {val['loss']:.4f}  "
+                  f"val PCK@0.2 {row['val_pck']['0.2']:.3f} (identity {row['val_identity_pck']['0.2']:.3f})  "
+                  f"lr {lr_before:.0e}{'  -> reduced' if row['lr_reduced'] else ''}  {row['seconds']:.0f}s", flush=True)
+
+    # Test the checkpoint with the lowest validation loss.
+    if params:
+        if world > 1:
+            dist.barrier()  # rank 0 has written best.pt
+        model.load_state_dict(torch.load(best_path, map_location=dev, weights_only=False)["model"])
+    best_epoch = next((r["epoch"] for r in history if r["best"] and r["val_loss"] == best), None)
+    test = evaluate(net, model.output_kind, data, "test", dev, batch_size=cfg.batch_size, rank=rank, world=world,
+                    show=show, **noise)
+    report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test)
+    if main_rank:
+        files.write_json(os.path.join(cfg.out, "test.json"), report)
+        print(format_test_table(report))
+        print(f"run directory: {cfg.out}")
+    if writer:
+        writer.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return report
+
+
+def _mean_over_ranks(total, n, dev, world):
+    if world > 1:
+        t = torch.tensor([total, n], dtype=torch.float64, device=dev)
+        dist.all_reduce(t)
+        total, n = t.tolist()
+    return total / max(n, 1)
+
+
+def _progress(batches, show, desc):
+    if not show:
+        return batches
+    from tqdm import tqdm
+    batches.progress = tqdm(batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    return batches.progress
+
+
+def _tensorboard(out):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(os.path.join(out, "tensorboard"))
+
+
+def _log(writer, row):
+    if writer is None:
+        return
+    step = row["epoch"]
+    for key in ("train_loss", "val_loss", "lr"):
+        writer.add_scalar(key, row[key], step)
+    for a, v in row["val_pck"].items():
+        writer.add_scalar(f"val_pck@{a}", v, step)
+    writer.flush()
+
+
+def main(argv=None):
+    cfg = cli.parse(TrainConfig, argv, "posedenoise.train", __doc__.split("\n\n")[0])
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The grid report from a fabricated grid directory, and the grid's cell selection and resumption."""
+import csv
+import io
+import json
+import os
+
+import pytest
+
+from posedenoise import experiments as ex
+
+
+def fake_run(root, model, k, setup, pck, identity, groups, best_epoch=3, epochs=4, finished=True):
+    d = ex.cell_dir(str(root), model, k, setup)
+    os.makedirs(d)
+    with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+        for e in range(epochs):
+            f.write(json.dumps({"epoch": e, "train_loss": 10.0 / (e + 1), "val_loss": 12.0 / (e + 1),
+                                "val_pck": {"0.05": 0.1, "0.1": 0.3, "0.2": 0.5 + e / 100},
+                                "val_identity_pck": {"0.05": 0.05, "0.1": 0.2, "0.2": 0.4},
+                                "lr": 1e-3, "lr_reduced": e == 2, "best": True, "seconds": 1.0}) + "\n")
+    if finished:
+        with open(os.path.join(d, "test.json"), "w") as f:
+            json.dump({"model": model, "setup": setup, "k": k, "best_epoch": best_epoch,
+                       "pck": dict(zip(("0.05", "0.1", "0.2"), pck)),
+                       "identity_pck": dict(zip(("0.05", "0.1", "0.2"), identity)),
+                       "per_group_pck": dict(zip(ex.GROUPS, groups)),
+                       "mean_threshold_px": {"0.05": 0.8, "0.1": 1.6, "0.2": 3.2}}, f)
+
+
+def md_table(text, title):
+    """Rows of the Markdown table under `### title`, as lists of cell strings (header first)."""
+    lines = text.split(f"### {title}", 1)[1].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return [rows[0]] + rows[2:]
+
+
+@pytest.fixture
+def grid(tmp_path):
+    fake_run(tmp_path, "conv3d", 1, 1, (0.30, 0.60, 0.90), (0.1, 0.3, 0.5), [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    fake_run(tmp_path, "deciwatch", 1, 1, (0.20, 0.70, 0.80), (0.1, 0.3, 0.5), [0.1] * 8, best_epoch=7)
+    fake_run(tmp_path, "conv3d", 2, 3, (0.11, 0.22, 0.33), (0.01, 0.02, 0.03), [0.5] * 8)
+    fake_run(tmp_path, "biconvlstm-sum", 1, 2, (0.0,) * 3, (0.0,) * 3, [0.0] * 8, finished=False)
+    return tmp_path
+
+
+def test_report_puts_each_number_in_its_cell(grid, capsys):
+    ex.main(["report", str(grid)])
+    md = (grid / "tables.md").read_text()
+    t1 = md_table(md, "Table 1")
+    header, rows = t1[0], {r[0]: r for r in t1[1:]}
+    col = lambda s, a: header.index(f"setup {s} PCK@{a}")  # noqa: E731
+    assert rows["conv3d"][col(1, "0.05")] == "**0.300**"        # best of its column
+    assert rows["deciwatch"][col(1, "0.05")] == "0.200"
+    assert rows["deciwatch"][col(1, "0.1")] == "**0.700**"
+    assert rows["conv3d"][col(1, "0.2")] == "**0.900**"
+    assert rows["conv3d"][col(2, "0.2")] == "—"                 # unfinished run
+    assert rows["identity (noisy input)"][col(1, "0.2")] == "0.500"
+    assert rows["mean threshold (px)"][col(1, "0.2")] == "3.20"
+    t2 = md_table(md, "Table 2")
+    rows2 = {r[0]: r for r in t2[1:]}
+    assert rows2["conv3d"][t2[0].index("setup 3 PCK@0.1")] == "**0.220**"
+    assert rows2["deciwatch"][t2[0].index("setup 3 PCK@0.1")] == "—"
+    t3 = md_table(md, "Table 3")
+    r3 = {(r[0], r[1]): r for r in t3[1:]}
+    assert r3[("conv3d", "1.1")][t3[0].index("wrist")] == "**0.500**"
+    assert r3[("conv3d", "1.1")][t3[0].index("ankle")] == "**0.200**"
+    assert r3[("deciwatch", "1.1")][t3[0].index("best epoch")] == "7"
+    assert "Missing cells (21 of 24)" in md and "biconvlstm-sum 1.2" in md
+    rows_csv = list(csv.reader(io.StringIO((grid / "tables.csv").read_text())))
+    conv = next(r for r in rows_csv if r and r[0] == "conv3d")
+    assert float(conv[1]) == 0.30 and float(conv[3]) == 0.90
+    assert "\\textbf{0.300}" in (grid / "tables.tex").read_text()
+    assert (grid / "figure1.png").stat().st_size > 10_000 and (grid / "figure1.pdf").exists()
+
+
+def test_figure_has_one_row_per_architecture_and_three_columns(grid):
+    n = ex.figure(ex.load_grid(str(grid)), str(grid / "f.png"), str(grid / "f.pdf"))
+    assert n == len(ex.GRID_MODELS) * 3
+
+
+def test_cell_index_order_and_selection():
+    grid = ex.cells()
+    assert len(grid) == 24 and grid[0] == ("conv3d", 1, 1) and grid[23] == ("biconvlstm-concat", 2, 3)
+    assert ex.select(None, None, 10) == [("deciwatch", 2, 2)]
+    assert ex.select("1.2,2.3", "conv3d", None) == [("conv3d", 1, 2), ("conv3d", 2, 3)]
+    with pytest.raises(SystemExit):
+        ex.select(None, None, 24)
+    with pytest.raises(SystemExit):
+        ex.select("3.1", None, None)
+
+
+def test_run_skips_finished_cells_and_resumes_started_ones(grid, monkeypatch, capsys):
+    import posedenoise.train as train_mod
+    calls = []
+    monkeypatch.setattr(train_mod, "train", lambda cfg: calls.append((cfg.model, cfg.k, cfg.setup, cfg.resume,
+                                                                      cfg.epochs)))
+    os.makedirs(os.path.join(ex.cell_dir(str(grid), "biconvlstm-sum", 1, 2), "checkpoints"))
+    open(os.path.join(ex.cell_dir(str(grid), "biconvlstm-sum", 1, 2), "checkpoints", "last.pt"), "w").close()
+    ex.main(["run", "--out", str(grid), "--only", "1.1,1.2", "--epochs", "3"])
+    out = capsys.readouterr().out
+    assert "conv3d 1.1: finished, skipped" in out and "deciwatch 1.1: finished, skipped" in out
+    assert ("conv3d", 1.0, 2, False, 3) in calls
+    assert ("biconvlstm-sum", 1.0, 2, True, 3) in calls
+    assert not any(c[:3] in (("conv3d", 1.0, 1), ("deciwatch", 1.0, 1)) for c in calls)
+    assert len(calls) == 6  # 4 models x {1.1, 1.2} minus the two finished
+
+
+def test_run_rejects_flags_the_grid_sets(grid, capsys):
+    with pytest.raises(SystemExit) as e:
+        ex.main(["run", "--out", str(grid), "--model", "conv3d"])
+    assert e.value.code == 2 and "--model is set per cell" in capsys.readouterr().err
