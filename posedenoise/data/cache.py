@@ -1,9 +1,11 @@
 """The keypoint cache: every video's frames in heatmap space, in one uncompressed .npz.
 
 Arrays: coords (F, 25, 2) int16 in [0, 55]; visible (F, 25) bool; video_starts, video_lengths (V,) int64;
-names, sources, official_splits (V,) str ("" for none); layout, version. The .npz is uncompressed so that
-load_cache() memory-maps coords and visible straight from the file: a cache far larger than RAM opens
-instantly. It is written atomically (temporary file, then rename).
+names, sources, official_splits (V,) str ("" for none); layout (0-d str), version (0-d int). The videos'
+frames lie back to back: video v is frames video_starts[v] : video_starts[v] + video_lengths[v]. The .npz is
+uncompressed so that load_cache() memory-maps coords and visible straight from the file: a cache far larger
+than RAM opens instantly (only the small per-video arrays are read). It is written atomically (temporary
+file, then rename), so a failed or killed write leaves no partial cache.
 """
 from __future__ import annotations
 
@@ -39,13 +41,37 @@ class KeypointCache:
     def num_frames(self) -> int:
         return int(self.coords.shape[0])
 
+    @property
+    def num_videos(self) -> int:
+        return len(self.names)
+
+    @property
+    def source(self) -> np.ndarray:
+        """(V,) str: the source of each video ("penn_action", "brace", "generic", "synthetic")."""
+        return np.array(self.sources, dtype=str)
+
+
+def synthetic_cache(num_videos: int = 200, frames=(60, 150), seed: int = 0) -> KeypointCache:
+    """A cache of generated motion (posedenoise.data.synthetic), preprocessed like the real sources."""
+    from .synthetic import generate_videos
+    try:
+        videos = generate_videos(num_videos, frames, seed=seed)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    return build_cache(videos)
+
 
 def build_cache(videos: Sequence[RawVideo], size: int = 56) -> KeypointCache:
     """Preprocess (SPEC section 2) every video and concatenate them."""
     if not videos:
         raise DataError("no videos to put in the cache")
     coords, visible = [], []
+    K = len(POSE25)
     for v in videos:
+        F = len(v.xy)
+        if np.shape(v.xy) != (F, K, 2) or np.shape(v.visible) != (F, K):
+            raise DataError(f"{v.source}/{v.name}: xy {np.shape(v.xy)}, visible {np.shape(v.visible)}: "
+                            f"expected (F, {K}, 2) and (F, {K})")
         c, vis = to_heatmap_space(v.xy, v.visible, size)
         coords.append(c)
         visible.append(vis)
@@ -64,6 +90,9 @@ def save_cache(cache: KeypointCache, path: str) -> None:
                      names=np.array(cache.names, dtype=str), sources=np.array(cache.sources, dtype=str),
                      official_splits=np.array([s or "" for s in cache.official_splits], dtype=str),
                      layout=np.array(cache.layout), version=np.array(FORMAT_VERSION))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; a cache is an ordinary shared file
 
 
 def _memmap_member(path: str, info: zipfile.ZipInfo) -> np.ndarray:
@@ -107,7 +136,13 @@ def load_cache(path: str) -> KeypointCache:
     starts, lengths = small["video_starts"].astype(np.int64), small["video_lengths"].astype(np.int64)
     if coords.ndim != 3 or coords.shape[1:] != (K, 2) or visible.shape != coords.shape[:2]:
         raise DataError(f"{path}: coords {coords.shape} / visible {visible.shape}: expected (F, {K}, 2) / (F, {K})")
-    if len(starts) != len(lengths) or (len(starts) and int(starts[-1] + lengths[-1]) != coords.shape[0]):
-        raise DataError(f"{path}: video_starts/video_lengths do not cover the {coords.shape[0]} frames")
+    if coords.dtype.kind not in "iu" or visible.dtype != np.bool_:
+        raise DataError(f"{path}: coords {coords.dtype} / visible {visible.dtype}: expected integer / bool")
+    if (len(starts) != len(lengths) or (lengths < 0).any()
+            or not np.array_equal(starts, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)[:len(starts)])
+            or int(lengths.sum()) != coords.shape[0]):
+        raise DataError(f"{path}: video_starts/video_lengths do not tile the {coords.shape[0]} frames back to back")
+    if not len(small["names"]) == len(small["sources"]) == len(small["official_splits"]) == len(starts):
+        raise DataError(f"{path}: names/sources/official_splits do not have one entry per video ({len(starts)})")
     return KeypointCache(coords, visible, starts, lengths, small["names"].tolist(), small["sources"].tolist(),
                          [s or None for s in small["official_splits"].tolist()], str(small["layout"]))

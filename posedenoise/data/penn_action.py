@@ -32,6 +32,8 @@ def read_video(path: str) -> RawVideo:
     x, y, vis = (np.asarray(m[k]) for k in ("x", "y", "visibility"))
     if x.ndim != 2 or x.shape[1] != 13 or y.shape != x.shape or vis.shape != x.shape:
         raise DataError(f"{path}: x {x.shape}, y {y.shape}, visibility {vis.shape}: expected three (T, 13) arrays")
+    if any(a.dtype.kind not in "biuf" for a in (x, y, vis)):
+        raise DataError(f"{path}: x {x.dtype}, y {y.dtype}, visibility {vis.dtype}: expected numbers")
     T = x.shape[0]
     if "nframes" in m and int(np.asarray(m["nframes"]).ravel()[0]) != T:
         raise DataError(f"{path}: nframes {int(np.asarray(m['nframes']).ravel()[0])} but x has {T} rows")

@@ -7,7 +7,8 @@ on that axis; made square by extending the shorter side symmetrically about the 
     pixel = (p - lo) / side * (size - 1),   rounded half to even (np.rint), clipped to [0, size - 1].
 
 A frame with fewer than 2 visible keypoints, or a box of zero extent, gets every keypoint marked missing;
-it stays in its video so that windows stay contiguous. Invisible keypoints keep their (mapped) coordinates.
+it stays in its video so that windows stay contiguous, with every coordinate (0, 0). In the other frames
+invisible keypoints keep their (mapped, clipped) coordinates. Non-finite coordinates count as invisible.
 """
 from __future__ import annotations
 
@@ -33,4 +34,5 @@ def to_heatmap_space(xy: np.ndarray, visible: np.ndarray, size: int = 56):
         origin = np.where(ok[:, None], centre - safe_side[:, None] / 2, 0.0)
         pix = (np.nan_to_num(xy) - origin[:, None, :]) / safe_side[:, None, None] * (size - 1)
     coords = np.clip(np.rint(pix), 0, size - 1).astype(np.int16)
+    coords[~ok] = 0                                                     # frames without a box: (0, 0)
     return coords, vis & ok[:, None]

@@ -1,0 +1,106 @@
+"""Build a keypoint cache from raw annotations: python -m posedenoise.prepare [sources] --out PATH
+
+Reads the sources (with a progress bar), maps them into the 25-keypoint layout, preprocesses every frame
+into 56 x 56 heatmap pixels (SPEC section 2) and writes one cache file atomically (an uncompressed .npz
+that training memory-maps). Prints a summary: videos and frames per source, windows per split (T = 5, frame
+step 1, split by video, --seed), and the share of visible keypoints per keypoint. Bad input gives one line
+on stderr naming the file and the problem, exit code 2, and no cache file.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections import Counter
+
+import numpy as np
+
+from . import cli
+from .data import DataError, Dataset, build_cache, save_cache
+from .layout import POSE25
+
+PROG = "posedenoise.prepare"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = cli.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--penn-action", metavar="DIR",
+                    help="Penn Action folder holding labels/NNNN.mat (or the labels folder itself)")
+    ap.add_argument("--brace", metavar="DIR",
+                    help="BRACE folder holding dataset/<year>/<video_id>/*.json, optionally manual_keypoints/ "
+                         "and annotations/ (for the official split)")
+    ap.add_argument("--brace-annotations", metavar="DIR",
+                    help="BRACE annotations folder (sequences*.csv) for the official split; default: DIR/annotations "
+                         "of --brace (the metadata in ../shared/data/brace/annotations works)")
+    ap.add_argument("--generic", metavar="FILE", nargs="+", default=[],
+                    help="keypoint files in the generic format (.npz or .json, see posedenoise.data.generic)")
+    ap.add_argument("--synthetic", type=int, metavar="N", default=0,
+                    help="add N generated videos of synthetic motion (posedenoise.data.synthetic)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos and of the summary's split")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--out", required=True, metavar="PATH", help="cache file to write (.npz is appended if absent)")
+    return ap
+
+
+def read_sources(args) -> list:
+    """Every RawVideo the flags name, in flag order."""
+    progress = not args.no_progress
+    videos = []
+    if args.penn_action:
+        from .data.penn_action import read_folder
+        videos += read_folder(args.penn_action, progress=progress)
+    if args.brace:
+        from .data import brace
+        videos += brace.read_folder(args.brace, progress=progress, annotations=args.brace_annotations)
+    for path in args.generic:
+        from .data.generic import read_file
+        videos += read_file(path)
+    if args.synthetic:
+        from .data.synthetic import generate_videos
+        try:
+            videos += generate_videos(args.synthetic, seed=args.seed)
+        except ValueError as e:
+            raise DataError(f"--synthetic: {e}") from None
+    return videos
+
+
+def main(argv=None):
+    ap = parser()
+    args = ap.parse_args(argv)
+    if not (args.penn_action or args.brace or args.generic or args.synthetic):
+        ap.error("nothing to read: give --penn-action, --brace, --generic and/or --synthetic")
+    if args.synthetic < 0:
+        ap.error(f"--synthetic: expected a number of videos >= 0, got {args.synthetic}")
+    t0 = time.time()
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    try:
+        cache = build_cache(read_sources(args))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = Dataset(cache, seed=args.seed, name=out).summary()
+        save_cache(cache, out)
+    except DataError as e:
+        cli.fail(PROG, str(e))
+    except OSError as e:  # the output cannot be written: no partial file is left (atomic write)
+        cli.fail(PROG, f"{out}: cannot write the cache ({e.strerror or e})")
+    for w in caught:
+        print(f"{PROG}: warning: {w.message}")
+    share = np.asarray(cache.visible).mean(0)                                              # (25,)
+    per_source = Counter(cache.sources)
+    frames = Counter()
+    for s, n in zip(cache.sources, cache.video_lengths.tolist()):
+        frames[s] += n
+    w = summary["windows"]
+    print(f"wrote {out} in {time.time() - t0:.1f}s: {summary['videos']} videos, {summary['frames']} frames")
+    for s in sorted(per_source):
+        print(f"  {s:12s} {per_source[s]:7d} videos {frames[s]:9d} frames")
+    print(f"windows (T=5, step 1, split by video, seed {args.seed}): train {w['train']}, val {w['val']}, "
+          f"test {w['test']}, total {sum(w.values())}")
+    print("visible share per keypoint:")
+    for name, s in zip(POSE25, share):
+        print(f"  {name:18s} {s:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
