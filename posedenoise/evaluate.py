@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from . import cli, files
-from .data import open_data
+from .data import DataError, open_data
 from .evaluation import SETUPS, evaluate, format_test_table, test_report
 from .models import build
 
@@ -59,8 +59,11 @@ def main(argv=None):
     tc = state["config"]
     model = model_from_state(state, dev)
     setup = SETUPS[tc["setup"]]
-    data = open_data(cfg.data or tc["data"], step=setup["step"], split=tc["split"], seed=tc["seed"],
-                     num_windows=tc["num_windows"] if cfg.data is None else None)
+    try:
+        data = open_data(cfg.data or tc["data"], step=setup["step"], split=tc["split"], seed=tc["seed"],
+                         num_windows=tc["num_windows"] if cfg.data is None else None)
+    except DataError as e:
+        cli.fail("posedenoise.evaluate", f"--data: {e}")
     result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, k=tc["k"],
                       sigma_choices=setup["sigma_choices"], seed=tc["seed"], backend=tc.get("backend"))
     report = test_report(tc["model"], tc["setup"], tc["k"], state.get("epoch"), result)

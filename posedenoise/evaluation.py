@@ -12,6 +12,7 @@ import torch
 from . import ops
 from .data import Batches
 from .layout import POSE25
+from .metrics import PCKResult
 
 ALPHAS = (0.05, 0.1, 0.2)
 SIGMA_CHOICES = (1.0, 1.5, 2.0, 2.5, 3.0)
@@ -53,7 +54,7 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
     -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
     net.eval()
     loss_sum, n_el = 0.0, 0
-    model_pck = identity_pck = None
+    model_pck, identity_pck = PCKResult.zeros(ALPHAS, len(POSE25)), PCKResult.zeros(ALPHAS, len(POSE25))
     batches = Batches(data, split, batch_size, dev, epoch=EVAL_EPOCH, seed=seed, shuffle=False, drop_last=False,
                       rank=rank, world=world)
     if show:
@@ -71,8 +72,7 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
         else:
             p = ops.pck_from_heatmaps(out, gt, visible, alphas=ALPHAS)
         i = ops.pck_from_heatmaps(x, gt, visible, alphas=ALPHAS)
-        model_pck = p if model_pck is None else model_pck + p
-        identity_pck = i if identity_pck is None else identity_pck + i
+        model_pck, identity_pck = model_pck + p, identity_pck + i
     if world > 1:
         import torch.distributed as dist
         t = torch.tensor([loss_sum, n_el], dtype=torch.float64, device=dev)

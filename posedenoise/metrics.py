@@ -21,6 +21,13 @@ class PCKResult:
     norm_sum: torch.Tensor      # () float64: sum of L over the frames counted
     frames: torch.Tensor        # () int64: frames counted
 
+    @classmethod
+    def zeros(cls, alphas: Sequence[float], num_keypoints: int) -> "PCKResult":
+        """Nothing counted yet (a DDP rank whose share of a split is empty)."""
+        z = torch.zeros((), dtype=torch.int64)
+        return cls(tuple(alphas), torch.zeros((num_keypoints, len(alphas)), dtype=torch.int64),
+                   torch.zeros(num_keypoints, dtype=torch.int64), torch.zeros((), dtype=torch.float64), z)
+
     def __add__(self, other: "PCKResult") -> "PCKResult":
         if self.alphas != other.alphas or self.hits.shape != other.hits.shape:
             raise ValueError("PCK results with different alphas or keypoints cannot be added")

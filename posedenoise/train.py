@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from . import cli, files, ops
-from .data import Batches, open_data
+from .data import Batches, DataError, open_data
 from .evaluation import SETUPS, evaluate, format_test_table, masked_mse, overall_dict, test_report
 from .memory import keep_freed_memory
 from .models import MODELS, build
@@ -122,8 +122,11 @@ def train(cfg: TrainConfig) -> dict:
         cli.fail("posedenoise.train", f"{cfg.out} already holds a run; pass --resume to continue it or choose "
                                       "another --out")
 
-    data = open_data(cfg.data, step=SETUPS[cfg.setup]["step"], split=cfg.split, seed=cfg.seed,
-                     num_windows=cfg.num_windows)
+    try:
+        data = open_data(cfg.data, step=SETUPS[cfg.setup]["step"], split=cfg.split, seed=cfg.seed,
+                         num_windows=cfg.num_windows)
+    except DataError as e:
+        cli.fail("posedenoise.train", f"--data: {e}")
     torch.manual_seed(cfg.seed)
     model = build(cfg.model).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
