@@ -211,6 +211,7 @@ def train(cfg: TrainConfig) -> dict:
     if writer:
         writer.close()
     if world > 1:
+        dist.barrier()  # rank 0 has written its files; no rank tears gloo down under another
         dist.destroy_process_group()
     return report
 
