@@ -18,6 +18,8 @@ MODELS = {
 
 
 def build(name: str, **options):
+    """A fresh model by registry name, e.g. build("deciwatch", window=9); options go to its constructor
+    (all have defaults: num_keypoints=25, window=5, size=56). Unknown names raise ValueError."""
     try:
         cls = MODELS[name]
     except KeyError:

@@ -1,4 +1,10 @@
-"""conv3d: one 3D convolution over (time, y, x) with the keypoints as channels (the study's baseline)."""
+"""conv3d: one 3D convolution over (time, y, x) with the keypoints as channels, then ReLU.
+
+Source: the study's simplest temporal heatmap denoiser (SPEC section 6); no paper architecture to follow.
+Conv3d(K -> K, kernel (5, 5, 5), padding 'same'), so every output voxel sees +-2 frames and +-2 pixels of
+every keypoint's map; ReLU keeps the output a non-negative heatmap. Initialisation: Glorot uniform weight,
+zero bias (the study's rule). No deviation.
+"""
 import torch
 import torch.nn as nn
 
@@ -6,7 +12,7 @@ from .init import glorot_
 
 
 class Conv3d(nn.Module):
-    """Conv3d(K -> K, kernel (5, 5, 5), padding 'same') then ReLU. (B, T, K, H, W) -> (B, T, K, H, W)."""
+    """(B, T, K, H, W) -> (B, T, K, H, W). Works for any T, H, W (`window` and `size` are recorded)."""
 
     output_kind = "heatmaps"
 

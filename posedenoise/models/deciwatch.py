@@ -1,44 +1,67 @@
-"""DeciWatch (Zeng et al., ECCV 2022): sample, denoise, recover, on coordinates.
+"""DeciWatch (Zeng et al., "DeciWatch: A Simple Baseline for 10x Efficient 2D and 3D Pose Estimation",
+ECCV 2022): sample, denoise, recover, on coordinates.
 
-Input heatmaps (B, T, K, H, W) -> argmax coordinates (posedenoise.ops.heatmap_argmax, no gradient: the
-model sees exactly what a heatmap model's evaluation sees), normalised to [0, 1] by dividing by size - 1.
-- Sampling: frames 0, N, 2N, ..., T - 1 (interval N; (T - 1) % N == 0 is required).
-- DenoiseNet: Linear(2K -> d) + sinusoidal positional encoding over the window, a transformer encoder over
-  all T positions with the unsampled frames masked as keys, Linear(d -> 2K), plus the input (residual).
-- RecoverNet: linear interpolation of the denoised samples to all T frames, Conv1d(2K -> d, 5, padding 2)
-  over time + positional encoding, a transformer decoder attending to the encoder's memory (unsampled
-  frames masked), Linear(d -> 2K), plus the interpolation (residual).
-Output: coordinates (B, T, K, 2) in heatmap pixels. Sizes as the study: d = 128, 4 heads, feed-forward 256,
-5 encoder and 5 decoder layers, dropout 0.1. Deviation from the official code: one window of T frames is
-the whole sequence (the official model slides over longer ones); missing keypoints are not masked in the
-input (their argmax is whatever the all-zero map gives, (0, 0)), and the loss ignores them.
+Input heatmaps (B, T, K, H, W) -> argmax coordinates (posedenoise.ops.heatmap_argmax under no_grad, so the
+model sees exactly what the evaluation of a heatmap model sees), normalised to [0, 1] by dividing by
+size - 1, flattened to (B, T, 2K).
+- Sampling: frames 0, N, 2N, ..., T - 1 with interval N (default 4); (T - 1) % N == 0 is required so that
+  both ends are sampled, and is checked at construction (for T = 5, N = 5 cannot work).
+- DenoiseNet: the unsampled frames are zeroed; Linear(2K -> d) + sinusoidal positional encoding over the
+  window; a transformer encoder over all T positions with the unsampled frames masked as keys
+  (src_key_padding_mask); Linear(d -> 2K) plus the (zeroed) input as residual.
+- RecoverNet: linear interpolation of the denoised samples to all T frames; Conv1d(2K -> d, kernel 5,
+  padding 2) over time + the same positional encoding; a transformer decoder whose cross-attention reads
+  the encoder memory (unsampled frames masked, memory_key_padding_mask); Linear(d -> 2K) plus the
+  interpolation as residual.
+Output: coordinates (B, T, K, 2), (x, y) in heatmap pixels (multiplied back by size - 1). Sizes as in the
+study: d = 128, 4 heads, feed-forward 256, 5 encoder and 5 decoder layers (post-norm, ReLU), dropout 0.1.
+
+Deviations from the official code, with reasons: one window of T frames is the whole sequence (the study
+denoises 5-frame windows; the official model slides a longer window over a video); missing keypoints are not
+masked in the input (their all-zero maps give argmax (0, 0)) because the study's loss already ignores them;
+torch's nn.Transformer layers (post-norm) stand in for the official DETR-style ones (standard, fused kernels,
+compile cleanly), so the positional encoding is added once to the layer inputs rather than to the queries and
+keys of every layer; initialisation is the study's (Glorot uniform for every weight with more than one
+dimension, zero biases, LayerNorm scales one).
 """
 import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .. import ops
 from .init import glorot_
 
 
 def sample_indices(window: int, interval: int) -> torch.Tensor:
-    """Frames DeciWatch sees: 0, N, 2N, ..., window - 1."""
+    """The frames DeciWatch sees: 0, N, 2N, ..., window - 1 (long, (S,) with S = (window - 1) / N + 1)."""
+    if window < 2:
+        raise ValueError(f"deciwatch: window must be at least 2 frames (both ends are sampled), got {window}")
     if interval < 1 or (window - 1) % interval:
+        valid = [n for n in range(1, window) if (window - 1) % n == 0]
         raise ValueError(f"deciwatch: the sampling interval N={interval} must divide window - 1 = {window - 1} "
-                         f"so that both ends are sampled (for a {window}-frame window, N=5 cannot work; "
-                         f"use N=4, 2 or 1)")
+                         f"so that both ends of the window are sampled (so N=5 cannot work for a 5-frame "
+                         f"window); valid intervals for window={window}: {valid}")
     return torch.arange(0, window, interval)
 
 
-def interpolate(samples: torch.Tensor, idx: torch.Tensor, window: int) -> torch.Tensor:
-    """Linear interpolation in time: samples (B, S, D) at frames idx (S,) -> (B, window, D)."""
-    t = torch.arange(window, device=samples.device)
-    right = torch.searchsorted(idx.to(samples.device), t, right=False).clamp(1, len(idx) - 1)   # (T,)
-    left = right - 1
-    t0, t1 = idx.to(samples.device)[left], idx.to(samples.device)[right]
-    w = ((t - t0).to(samples.dtype) / (t1 - t0).to(samples.dtype))[None, :, None]
-    return samples[:, left] * (1 - w) + samples[:, right] * w
+def sample_mask(window: int, interval: int) -> torch.Tensor:
+    """(window,) bool, True at the sampled frames 0, N, 2N, ..., window - 1."""
+    mask = torch.zeros(window, dtype=torch.bool)
+    mask[sample_indices(window, interval)] = True
+    return mask
+
+
+def interpolate(samples: torch.Tensor, interval: int) -> torch.Tensor:
+    """Linear interpolation in time between samples N frames apart: (B, S, D) -> (B, (S - 1) N + 1, D).
+
+    Frame t lies between samples t // N and t // N + 1 with weight (t mod N) / N on the right one; the
+    sampled frames are returned exactly. (align_corners=True maps output frame t to input position t / N.)
+    """
+    window = (samples.shape[1] - 1) * interval + 1
+    out = F.interpolate(samples.transpose(1, 2), size=window, mode="linear", align_corners=True)
+    return out.transpose(1, 2)
 
 
 def positional_encoding(length: int, dim: int) -> torch.Tensor:
@@ -51,37 +74,42 @@ def positional_encoding(length: int, dim: int) -> torch.Tensor:
 
 
 class DeciWatch(nn.Module):
+    """Heatmaps (B, T, K, H, W) -> denoised coordinates (B, T, K, 2), (x, y) in heatmap pixels."""
+
     output_kind = "coords"
 
     def __init__(self, num_keypoints: int = 25, window: int = 5, size: int = 56, interval: int = 4,
                  hidden: int = 128, heads: int = 4, feedforward: int = 256, layers: int = 5, dropout: float = 0.1):
         super().__init__()
-        self.num_keypoints, self.window, self.size = num_keypoints, window, size
-        self.register_buffer("idx", sample_indices(window, interval), persistent=False)
-        seen = torch.zeros(window, dtype=torch.bool)
-        seen[self.idx] = True
-        self.register_buffer("unseen", ~seen, persistent=False)                      # (T,)
-        self.register_buffer("pe", positional_encoding(window, hidden), persistent=False)
+        self.num_keypoints, self.window, self.size, self.interval = num_keypoints, window, size, interval
+        seen = sample_mask(window, interval)                                            # (T,), checks N
+        self.register_buffer("seen", seen, persistent=False)
+        self.register_buffer("pe", positional_encoding(window, hidden), persistent=False)   # (T, d)
         D = 2 * num_keypoints
         layer = dict(d_model=hidden, nhead=heads, dim_feedforward=feedforward, dropout=dropout, batch_first=True)
-        self.embed = nn.Linear(D, hidden)
+        # DenoiseNet
+        self.denoise_in = nn.Linear(D, hidden)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), layers, enable_nested_tensor=False)
         self.denoise_out = nn.Linear(hidden, D)
+        # RecoverNet
         self.recover_in = nn.Conv1d(D, hidden, 5, padding=2)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), layers)
         self.recover_out = nn.Linear(hidden, D)
         glorot_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, K = x.shape[:3]
+        B, T, K, H, W = x.shape
+        if (T, K, H, W) != (self.window, self.num_keypoints, self.size, self.size):
+            raise ValueError(f"deciwatch: input x (B, T, K, H, W) has shape {tuple(x.shape)}; the model was built "
+                             f"for window={self.window}, num_keypoints={self.num_keypoints}, size={self.size}")
         scale = self.size - 1
         with torch.no_grad():
-            xy = ops.heatmap_argmax(x) / scale                                         # (B, T, K, 2)
-        seq = xy.reshape(B, T, 2 * K) * (~self.unseen)[None, :, None]                   # unseen frames zeroed
-        mask = self.unseen[None].expand(B, T)                                          # True = ignored key
-        memory = self.encoder(self.embed(seq) + self.pe, src_key_padding_mask=mask)    # (B, T, d)
-        denoised = self.denoise_out(memory) + seq                                      # (B, T, 2K)
-        coarse = interpolate(denoised[:, self.idx], self.idx, T)                       # (B, T, 2K)
-        tgt = self.recover_in(coarse.transpose(1, 2)).transpose(1, 2) + self.pe        # (B, T, d)
-        out = self.recover_out(self.decoder(tgt, memory, memory_key_padding_mask=mask)) + coarse
+            xy = ops.heatmap_argmax(x) / scale                                      # (B, T, K, 2) in [0, 1]
+        seq = xy.reshape(B, T, 2 * K) * self.seen[None, :, None]                    # unseen frames zeroed
+        ignore = (~self.seen)[None].expand(B, T)                                    # (B, T), True = masked key
+        memory = self.encoder(self.denoise_in(seq) + self.pe, src_key_padding_mask=ignore)   # (B, T, d)
+        denoised = self.denoise_out(memory) + seq                                   # (B, T, 2K)
+        coarse = interpolate(denoised[:, ::self.interval], self.interval)           # (B, T, 2K)
+        tgt = self.recover_in(coarse.transpose(1, 2)).transpose(1, 2) + self.pe     # (B, T, d)
+        out = self.recover_out(self.decoder(tgt, memory, memory_key_padding_mask=ignore)) + coarse
         return out.view(B, T, K, 2) * scale
