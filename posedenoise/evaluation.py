@@ -42,8 +42,12 @@ def overall_dict(result) -> Dict[str, float]:
     return {f"{a:g}": _num(v) for a, v in zip(ALPHAS, result.overall.tolist())}
 
 
-def _num(v: float) -> Optional[float]:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+def _num(v) -> Optional[float]:
+    """A JSON number, or None where nothing was counted (NaN); accepts floats and 0-d tensors."""
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else round(v, 6)
 
 
 @torch.no_grad()

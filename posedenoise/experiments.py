@@ -63,8 +63,10 @@ def select(only: Optional[str], models: Optional[str], index: Optional[int]) -> 
 
 def run(argv: List[str]) -> None:
     from .train import TrainConfig, train
+    # allow_abbrev=False: "--model" must not be read as an abbreviation of "--models" (it is a train flag).
     ap = cli.OneLineParser(prog=f"{PROG} run", description="run the grid's unfinished cells; other flags go to "
-                           "posedenoise.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           "posedenoise.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           allow_abbrev=False)
     ap.add_argument("--data", default="synthetic", help="as posedenoise.train --data")
     ap.add_argument("--out", required=True, help="grid directory")
     ap.add_argument("--only", help="comma-separated run names k.setup, e.g. 1.2,2.3")
@@ -159,7 +161,8 @@ def _best_per_column(rows, first_value_col, model_rows):
     """Index of the best (highest) model row per value column, among the model rows only."""
     best = {}
     for c in range(first_value_col, len(rows[0])):
-        vals = [(r[c], i) for i, r in enumerate(rows[:model_rows]) if isinstance(r[c], (int, float)) and r[c] is not None]
+        vals = [(r[c], i) for i, r in enumerate(rows[:model_rows])
+                if isinstance(r[c], (int, float)) and not math.isnan(r[c])]
         if vals:
             best[c] = max(vals)[1]
     return best

@@ -268,9 +268,16 @@ def test_build_rejects_unknown_names():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_torch_compile_matches_eager(name):
+    """torch.compile (inductor on CPU) gives the eager forward and, for trained models, the eager gradients."""
     torch.manual_seed(0)
-    m = build(name, num_keypoints=3, size=8).eval()
-    x = small_input()[..., :8, :8].contiguous()
+    m = build(name, num_keypoints=3, size=8).eval()                  # eval: no dropout, so runs compare
+    x = small_input()[..., :8, :8].contiguous()                        # (2, 5, 3, 8, 8)
     compiled = torch.compile(m)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-4)
+    y = compiled(x)
+    torch.testing.assert_close(y, m(x), rtol=1e-4, atol=1e-4)
+    params = list(m.parameters())
+    if params:
+        got = torch.autograd.grad(y.square().mean(), params)
+        want = torch.autograd.grad(m(x).square().mean(), params)
+        for g, w in zip(got, want):      # float32 reassociation through 10 layers: relative to the largest
+            torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-4 * w.abs().max().item())

@@ -28,7 +28,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import ops
 from .init import glorot_
@@ -56,12 +55,18 @@ def sample_mask(window: int, interval: int) -> torch.Tensor:
 def interpolate(samples: torch.Tensor, interval: int) -> torch.Tensor:
     """Linear interpolation in time between samples N frames apart: (B, S, D) -> (B, (S - 1) N + 1, D).
 
-    Frame t lies between samples t // N and t // N + 1 with weight (t mod N) / N on the right one; the
-    sampled frames are returned exactly. (align_corners=True maps output frame t to input position t / N.)
+    Frame t = kN + r (0 <= r < N) is (1 - r/N) * samples[k] + (r/N) * samples[k + 1]; the sampled frames are
+    returned exactly. (A gather rather than F.interpolate(mode="linear", align_corners=True), which computes
+    the same: with it, the backward that inductor generated for this model on CPU crashed with a segmentation
+    fault in its fused upsample_linear1d-backward kernel, torch 2.13; a two-line repro did not crash.)
     """
-    window = (samples.shape[1] - 1) * interval + 1
-    out = F.interpolate(samples.transpose(1, 2), size=window, mode="linear", align_corners=True)
-    return out.transpose(1, 2)
+    S = samples.shape[1]
+    if S == 1:
+        return samples
+    t = torch.arange((S - 1) * interval + 1, device=samples.device)
+    k = torch.div(t, interval, rounding_mode="floor").clamp(max=S - 2)          # left sample of frame t
+    w = ((t - k * interval).to(samples.dtype) / interval)[None, :, None]        # (1, T, 1), weight of the right
+    return samples[:, k] * (1 - w) + samples[:, k + 1] * w
 
 
 def positional_encoding(length: int, dim: int) -> torch.Tensor:
