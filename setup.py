@@ -47,6 +47,12 @@ class OptionalBuildExt(build_ext):
         self._write_status(True, "built")
 
 
+# csrc/parallel.h runs on PyTorch's OpenMP team (see there why). Linux wheels of PyTorch ship libgomp, which
+# GCC's -fopenmp links against by the same name; elsewhere (macOS clang has no -fopenmp) the kernels run
+# on one thread.
+OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
+
+
 def extensions():
     try:
         import pybind11
@@ -56,10 +62,12 @@ def extensions():
     return [Extension(
         "posedenoise._C",
         sources=sorted(glob.glob("csrc/*.cpp")),
+        depends=sorted(glob.glob("csrc/*.h")),  # rebuild when a header changes, not only a .cpp
         include_dirs=[pybind11.get_include(), "csrc"],
         language="c++",
-        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden", "-pthread"],
-        extra_link_args=["-pthread"],
+        # -ffp-contract=off: no fused multiply-add, so float64 thresholds match the reference to the bit.
+        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden", "-ffp-contract=off"] + OPENMP,
+        extra_link_args=OPENMP,
     )]
 
 
