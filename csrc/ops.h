@@ -1,6 +1,7 @@
 // Declarations of the CPU kernels bound in bindings.cpp (csrc/heatmaps.cpp).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace posedenoise {
 
@@ -27,14 +28,31 @@ void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t sigma, uintptr_t wi
 
 namespace posedenoise {
 
+// Which argmax instantiation this CPU runs: "avx2" or "base" (16-byte SSE2 / NEON vectors).
+const char* argmax_simd();
+
 // (x, y) of each map's maximum, ties to the first index in row-major order. maps float (n_maps, H, W)
 // -> xy float (n_maps, 2). Both kernels return a nonzero count when a map read holds a NaN.
 int64_t heatmap_argmax(uintptr_t maps, int64_t n_maps, int64_t H, int64_t W, uintptr_t xy, int64_t num_threads);
 
-// Fused argmax + PCK hit counting, one read of each counted map (maps of keypoints not counted are not read):
-//   maps float (N, K, H, W), gt float (N, K, 2), valid bool (N, K), thr2 double (N, A) = (alpha * L)^2
-//   hits int64 (K, A) += #{frames : valid and dx*dx + dy*dy <= thr2}  (d in double, see reference.pck_hits)
-int64_t pck_heatmaps(uintptr_t maps, uintptr_t gt, uintptr_t valid, uintptr_t thr2, int64_t N, int64_t K,
-                  int64_t H, int64_t W, int64_t A, uintptr_t hits, int64_t num_threads);
+// How a frame's normalising length L is found (reference.pck_norm): the torso (mean of the left and right
+// shoulder-hip distances; torso = {left shoulder, left hip, right shoulder, right hip} indices), the box of
+// the visible keypoints (its longer side), or a fixed length. Frames with no L (or L <= 0) do not count.
+struct PckNorm {
+  enum Mode : int64_t { kTorso = 0, kBox = 1, kFixed = 2 };
+  int64_t mode = kTorso;
+  int64_t torso[4] = {0, 0, 0, 0};
+  double length = 0.0;
+};
+
+// Fused PCK, thresholds included, one read of each counted map (maps of keypoints not counted are not read):
+//   maps float (N, K, H, W), gt float (N, K, 2), visible bool (N, K), alphas (A,)
+//   per frame with a length L: thr2 = (alpha * L)^2 in float64, frames += 1, norm_sum += L,
+//   and per visible keypoint of it: counts[k] += 1, hits[k][a] += (dx*dx + dy*dy <= thr2[a]) with d the
+//   float64 difference of argmax and gt (see reference.pck_hits). Outputs (zeroed by the caller):
+//   hits int64 (K, A), counts int64 (K,), frames int64 (1,), norm_sum double (1,).
+int64_t pck_heatmaps(uintptr_t maps, uintptr_t gt, uintptr_t visible, int64_t N, int64_t K, int64_t H, int64_t W,
+                     const std::vector<double>& alphas, const PckNorm& norm, uintptr_t hits, uintptr_t counts,
+                     uintptr_t frames, uintptr_t norm_sum, int64_t num_threads);
 
 }  // namespace posedenoise

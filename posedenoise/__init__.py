@@ -29,4 +29,7 @@ def build_info() -> dict:
     info = available_backends()
     info["torch"] = torch.__version__
     info["cuda"] = torch.cuda.is_available()
+    if info["available"]["cpp"]:
+        from . import _C
+        info["cpp_argmax_simd"] = _C.argmax_simd()
     return info

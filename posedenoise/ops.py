@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -348,28 +348,45 @@ def _(maps, backend):
 
 
 @torch.library.custom_op("posedenoise::pck_heatmaps", mutates_args=())
-def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor,
-                     backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    # maps (N, K, H, W), gt (N, K, 2) float32, valid (N, K) bool, thr2 (N, A) float64
-    # -> (hits (K, A) int64, (1,) int64 NaN maps)
+def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, alphas: List[float], norm: str,
+                     norm_length: float, torso: List[int], backend: str
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; norm "torso" | "bbox" | "fixed" (a length
+    # of norm_length); torso: left shoulder, left hip, right shoulder, right hip indices
+    # -> (hits (K, A) int64, counts (K,) int64, norm_sum () float64, frames () int64, (1,) int64 NaN maps)
+    if backend == "cpp":  # the thresholds too, in the one call (csrc/pck.cpp)
+        N, K, H, W = maps.shape
+        maps = maps.to(torch.float32).contiguous()
+        hits, counts = torch.zeros((K, len(alphas)), dtype=torch.int64), torch.zeros(K, dtype=torch.int64)
+        norm_sum, frames = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
+        nan = _CPP.pck_heatmaps(maps.data_ptr(), gt.data_ptr(), visible.data_ptr(), N, K, H, W, alphas,
+                                _NORM_MODES[norm], torso, norm_length, hits.data_ptr(), counts.data_ptr(),
+                                frames.data_ptr(), norm_sum.data_ptr(), torch.get_num_threads())
+        return hits, counts, norm_sum, frames, torch.tensor([nan], dtype=torch.int64)
+    spec = norm_length if norm == "fixed" else norm
+    valid, thr2, norm_sum, frames = reference.pck_thresholds(gt, visible, alphas, spec, _torso_pairs(torso))
     if backend == "torch":
         nan = torch.isnan(maps[valid]).any().reshape(1).to(torch.int64)
-        return reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2), nan
-    if backend == "cpp":
-        maps = maps.to(torch.float32).contiguous()
-        N, K, H, W = maps.shape
-        hits = torch.zeros((K, thr2.shape[1]), dtype=torch.int64)
-        nan = _CPP.pck_heatmaps(maps.data_ptr(), gt.data_ptr(), valid.data_ptr(), thr2.data_ptr(), N, K, H, W,
-                                thr2.shape[1], hits.data_ptr(), torch.get_num_threads())
-        return hits, torch.tensor([nan], dtype=torch.int64)
-    from .kernels import pck as tk
-    return tk.pck_heatmaps(maps, gt, valid, thr2)
+        hits = reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2)
+    else:
+        from .kernels import pck as tk
+        hits, nan = tk.pck_heatmaps(maps, gt, valid, thr2)
+    return hits, valid.sum(0), norm_sum, frames, nan
 
 
 @_pck_heatmaps_op.register_fake
-def _(maps, gt, valid, thr2, backend):
-    return (maps.new_empty((maps.shape[1], thr2.shape[1]), dtype=torch.int64),
-            maps.new_empty((1,), dtype=torch.int64))
+def _(maps, gt, visible, alphas, norm, norm_length, torso, backend):
+    K = maps.shape[1]
+    i64 = dict(dtype=torch.int64)
+    return (maps.new_empty((K, len(alphas)), **i64), maps.new_empty((K,), **i64),
+            maps.new_empty((), dtype=torch.float64), maps.new_empty((), **i64), maps.new_empty((1,), **i64))
+
+
+_NORM_MODES = {"torso": 0, "bbox": 1, "fixed": 2}  # csrc/ops.h PckNorm::Mode
+
+
+def _torso_pairs(torso: List[int]):
+    return (torso[0], torso[1]), (torso[2], torso[3])
 
 
 def _no_nan(nan: torch.Tensor) -> None:
@@ -395,8 +412,8 @@ def heatmap_argmax(heatmaps: torch.Tensor, *, backend: Optional[str] = None) -> 
     return xy.view(*heatmaps.shape[:-2], 2)
 
 
-def _pck_inputs(gt, visible, alphas, norm, layout, lead_shape=None):
-    """Validated (gt (N, K, 2) float32, valid (N, K), thr2 (N, A) float64, sum of L, frames counted)."""
+def _pck_args(gt, visible, alphas, norm, layout, lead_shape=None):
+    """Validated (gt (N, K, 2) float32, visible (N, K) bool, alphas, norm name, fixed length, torso indices)."""
     from .layout import POSE25, torso_indices
     layout = POSE25 if layout is None else layout
     _check_tensor("gt", gt, 2)
@@ -404,33 +421,34 @@ def _pck_inputs(gt, visible, alphas, norm, layout, lead_shape=None):
     if gt.shape[-1] != 2 or tuple(visible.shape) != tuple(gt.shape[:-1]):
         raise ValueError(f"gt and visible: expected shapes (..., K, 2) and (..., K), got {tuple(gt.shape)} "
                          f"and {tuple(visible.shape)}")
+    if visible.device != gt.device:
+        raise ValueError(f"visible is on {visible.device} but gt on {gt.device}")
     if lead_shape is not None and tuple(lead_shape) != tuple(gt.shape[:-1]):
         raise ValueError(f"predictions: expected leading shape {tuple(gt.shape[:-1])} to match gt, got "
                          f"{tuple(lead_shape)}")
     if gt.shape[-2] != len(layout):
         raise ValueError(f"gt: expected K = {len(layout)} keypoints (the layout's), got {gt.shape[-2]}")
-    alphas = tuple(float(a) for a in alphas)
+    alphas = [float(a) for a in alphas]
     if not alphas or not all(0 < a <= 1 for a in alphas):
-        raise ValueError(f"alphas: expected values in (0, 1], got {alphas}")
+        raise ValueError(f"alphas: expected values in (0, 1], got {tuple(alphas)}")
     if isinstance(norm, str):
         if norm not in ("torso", "bbox"):
             raise ValueError(f"norm: expected 'torso', 'bbox' or a length in pixels, got {norm!r}")
+        name, length = norm, 0.0
     elif isinstance(norm, bool) or not isinstance(norm, (int, float)) or not (norm > 0 and math.isfinite(norm)):
         raise ValueError(f"norm: expected 'torso', 'bbox' or a positive length in pixels, got {norm!r}")
+    else:
+        name, length = "fixed", float(norm)
+    torso = [i for pair in torso_indices(layout) for i in pair] if name == "torso" else [0, 0, 0, 0]
     K = gt.shape[-2]
     gt = gt.reshape(-1, K, 2).to(torch.float32).contiguous()
-    visible = visible.reshape(-1, K).to(torch.bool)
-    L = reference.pck_norm(gt, visible, norm, torso_indices(layout) if norm == "torso" else None)  # (N,)
-    framed = ~torch.isnan(L)
-    valid = (visible & framed[:, None]).contiguous()
-    thr = torch.tensor(alphas, dtype=torch.float64, device=gt.device)[None, :] * torch.nan_to_num(L)[:, None]
-    return gt, valid, (thr * thr).contiguous(), alphas, L[framed].sum().cpu(), framed.sum().cpu()
+    visible = visible.reshape(-1, K).to(torch.bool).contiguous()
+    return gt, visible, alphas, name, length, torso
 
 
-def _result(alphas, hits, valid, norm_sum, frames):
+def _result(alphas, hits, counts, norm_sum, frames):
     from .metrics import PCKResult
-    return PCKResult(alphas, hits.cpu(), valid.sum(0).cpu().to(torch.int64), norm_sum.to(torch.float64),
-                     frames.to(torch.int64))
+    return PCKResult(tuple(alphas), hits.cpu(), counts.cpu(), norm_sum.cpu(), frames.cpu())
 
 
 def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2), norm="torso",
@@ -445,9 +463,10 @@ def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(
     _check_tensor("pred", pred, 2)
     if pred.shape != gt.shape:
         raise ValueError(f"pred: expected the shape of gt {tuple(gt.shape)}, got {tuple(pred.shape)}")
-    gt2, valid, thr2, alphas, norm_sum, frames = _pck_inputs(gt, visible, alphas, norm, layout)
+    gt2, vis2, alphas, _, _, torso = _pck_args(gt, visible, alphas, norm, layout)
+    valid, thr2, norm_sum, frames = reference.pck_thresholds(gt2, vis2, alphas, norm, _torso_pairs(torso))
     hits = reference.pck_hits(pred.detach().reshape(gt2.shape).to(torch.float32), gt2, valid, thr2)
-    return _result(alphas, hits, valid, norm_sum, frames)
+    return _result(alphas, hits, valid.sum(0), norm_sum, frames)
 
 
 def pck_from_heatmaps(heatmaps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2),
@@ -457,12 +476,12 @@ def pck_from_heatmaps(heatmaps: torch.Tensor, gt: torch.Tensor, visible: torch.T
     heatmaps = _check_maps(heatmaps)
     if heatmaps.dim() < 3:
         raise ValueError(f"heatmaps: expected (..., K, H, W), got shape {tuple(heatmaps.shape)}")
-    gt2, valid, thr2, alphas, norm_sum, frames = _pck_inputs(gt, visible, alphas, norm, layout, heatmaps.shape[:-2])
+    gt2, vis2, alphas, name, length, torso = _pck_args(gt, visible, alphas, norm, layout, heatmaps.shape[:-2])
     if gt2.device != heatmaps.device:
         raise ValueError(f"gt is on {gt2.device} but heatmaps on {heatmaps.device}")
     H, W = heatmaps.shape[-2:]
     be = resolve_backend(backend, heatmaps.device)
     maps = heatmaps.detach().reshape(gt2.shape[0], gt2.shape[1], H, W).contiguous()
-    hits, nan = _pck_heatmaps_op(maps, gt2, valid, thr2, be)
+    hits, counts, norm_sum, frames, nan = _pck_heatmaps_op(maps, gt2, vis2, alphas, name, length, torso, be)
     _no_nan(nan)
-    return _result(alphas, hits, valid, norm_sum, frames)
+    return _result(alphas, hits, counts, norm_sum, frames)

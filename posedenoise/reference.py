@@ -153,12 +153,17 @@ def pck_norm(gt: torch.Tensor, visible: torch.Tensor, norm, torso) -> torch.Tens
     gt (..., K, 2), visible (..., K). norm "torso": mean of the two shoulder-hip distances, `torso` being
     ((shoulder, hip), (shoulder, hip)) indices; a frame missing any of the four is left out. "bbox": the
     longer side of the visible keypoints' box. A number: that length for every frame. L = 0 is left out.
+    Distances are sqrt(dx * dx + dy * dy) in float64, spelled out so the C++ kernel can match them bit for bit.
     """
     g = gt.to(torch.float64)
     if norm == "torso":
         (ls, lh), (rs, rh) = torso
         ok = visible[..., ls] & visible[..., lh] & visible[..., rs] & visible[..., rh]
-        L = ((g[..., ls, :] - g[..., lh, :]).norm(dim=-1) + (g[..., rs, :] - g[..., rh, :]).norm(dim=-1)) / 2
+
+        def dist(i, j):
+            d = g[..., i, :] - g[..., j, :]
+            return torch.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
+        L = (dist(ls, lh) + dist(rs, rh)) / 2
     elif norm == "bbox":
         big = torch.tensor(float("inf"), dtype=torch.float64, device=g.device)
         v = visible[..., None]
@@ -170,6 +175,16 @@ def pck_norm(gt: torch.Tensor, visible: torch.Tensor, norm, torso) -> torch.Tens
         ok = torch.ones(visible.shape[:-1], dtype=torch.bool, device=g.device)
         L = torch.full(visible.shape[:-1], float(norm), dtype=torch.float64, device=g.device)
     return torch.where(ok & (L > 0), L, torch.full_like(L, float("nan")))
+
+
+def pck_thresholds(gt: torch.Tensor, visible: torch.Tensor, alphas, norm, torso):
+    """What counts and the thresholds, from gt (N, K, 2) and visible (N, K) bool:
+    (valid (N, K) bool: visible and the frame has a length L; thr2 (N, A) float64 = (alpha * L)^2;
+    norm_sum () float64: sum of L over the frames counted; frames () int64: how many)."""
+    L = pck_norm(gt, visible, norm, torso)
+    framed = ~torch.isnan(L)
+    thr = torch.tensor(alphas, dtype=torch.float64, device=gt.device)[None, :] * torch.nan_to_num(L)[:, None]
+    return visible & framed[:, None], thr * thr, L[framed].sum(), framed.sum()
 
 
 def pck_hits(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Argmax and PCK: every backend against plain numpy written here, exact integers across backends."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -103,6 +104,10 @@ def test_pck_from_heatmaps_matches_numpy_on_every_backend(norm):
                                   alphas=alphas, norm=norm, backend=backend)
         np.testing.assert_array_equal(r.hits.numpy(), sub_hits)
         np.testing.assert_array_equal(r.counts.numpy(), sub_counts)
+        torch_r = ops.pck_from_heatmaps(torch.from_numpy(h[:n]), torch.from_numpy(gt[:n]),
+                                        torch.from_numpy(vis[:n]), alphas=alphas, norm=norm, backend="torch")
+        assert torch.equal(r.frames, torch_r.frames)        # frames counted and their lengths, per backend
+        torch.testing.assert_close(r.norm_sum, torch_r.norm_sum, rtol=1e-12, atol=0)
         results[backend] = r
     r = results["torch"]
     np.testing.assert_allclose(r.mean_threshold.numpy(), np.array(alphas) * mean_L, rtol=1e-12)
@@ -126,6 +131,67 @@ def test_boundary_distance_counts_with_less_or_equal():
     assert r.hits[0].tolist() == [0, 1]
     pred[0, 0] = gt[0, 0] + torch.tensor([3.0, 4.0])          # 5 > 4
     assert ops.pck(pred, gt, vis, alphas=(0.2,)).hits[0].tolist() == [0]
+
+
+def test_boundary_distance_counts_on_every_backend():
+    """A prediction exactly alpha * L away counts (<=) in every backend: the thresholds computed inside
+    the C++ kernel equal the reference's to the bit, and so do the distances."""
+    gt = torch.zeros(2, K, 2)
+    gt[:, LS], gt[:, LH], gt[:, RS], gt[:, RH] = (torch.tensor(v, dtype=torch.float32) for v in
+                                                  ([0, 0], [0, 20], [10, 0], [10, 20]))     # L = 20
+    gt[1] += torch.tensor([3.0, 7.0])                                                      # same torso, moved
+    gt[:, 0] = torch.tensor([30.0, 30.0])
+    vis = torch.zeros(2, K, dtype=torch.bool)
+    vis[:, [LS, LH, RS, RH, 0]] = True
+    maps = torch.zeros(2, K, 56, 56)
+    for f, (dx, dy) in enumerate([(0, 4), (3, 4)]):           # 4 == 0.2 * 20 counts; 5 > 4 does not
+        x, y = int(gt[f, 0, 0]) + dx, int(gt[f, 0, 1]) + dy
+        maps[f, 0, y, x] = 1.0
+    for k in (LS, LH, RS, RH):
+        for f in range(2):
+            maps[f, k, int(gt[f, k, 1]), int(gt[f, k, 0])] = 1.0
+    for backend in backends_here():
+        r = ops.pck_from_heatmaps(maps, gt, vis, alphas=(0.1, 0.2), backend=backend)
+        assert r.hits[0].tolist() == [0, 1], backend
+        assert r.hits[LS].tolist() == [2, 2] and r.counts[0] == 2, backend
+
+
+def test_cpp_results_do_not_depend_on_threads_or_vector_width(tmp_path):
+    """The C++ kernels split maps across OpenMP threads and pick AVX2 or 16-byte vectors at load time:
+    the integers must not change with either."""
+    if not ops.available_backends()["available"]["cpp"]:
+        pytest.skip("the C++ extension is not built here")
+    h, gt, vis = random_case(40, 11, ties=True)
+    args = [torch.from_numpy(a) for a in (h, gt, vis)]
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append((ops.pck_from_heatmaps(*args, backend="cpp"), ops.heatmap_argmax(args[0], backend="cpp")))
+    finally:
+        torch.set_num_threads(before)
+    for r, xy in results:
+        assert torch.equal(r.hits, results[0][0].hits) and torch.equal(xy, results[0][1])
+    np.testing.assert_array_equal(results[0][1].numpy(), np_argmax(h))
+
+    # The 16-byte path, in a process that asks for it (the choice is made once, when the module loads).
+    np.savez(tmp_path / "case.npz", h=h, gt=gt, vis=vis)
+    code = f"""
+import numpy as np, torch
+from posedenoise import _C, ops
+assert _C.argmax_simd() == "base", _C.argmax_simd()
+d = np.load({str(tmp_path / "case.npz")!r})
+h, gt, vis = (torch.from_numpy(d[k]) for k in ("h", "gt", "vis"))
+r = ops.pck_from_heatmaps(h, gt, vis, backend="cpp")
+np.savez({str(tmp_path / "base.npz")!r}, xy=ops.heatmap_argmax(h, backend="cpp").numpy(), hits=r.hits.numpy())
+"""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, POSEDENOISE_SIMD="base"))
+    base = np.load(tmp_path / "base.npz")
+    np.testing.assert_array_equal(base["xy"], np_argmax(h))
+    np.testing.assert_array_equal(base["hits"], results[0][0].hits.numpy())
 
 
 def test_streaming_batches_add_up_exactly():
