@@ -11,7 +11,7 @@ the time that implies at an H100's ~3 TB/s.
 
     python benchmarks/heatmap_bench.py [--batch-size 16] [--repeats 30] [--json out.json]
 """
-import argparse
+import functools
 import os
 import sys
 
@@ -20,7 +20,7 @@ import scipy.ndimage as ndi
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import markdown_table, time_ms, write_json  # noqa: E402
+from common import bench_parser, markdown_table, pick_device, time_interleaved, time_ms, write_json  # noqa: E402
 
 from posedenoise import ops  # noqa: E402
 from posedenoise.memory import keep_freed_memory  # noqa: E402
@@ -66,18 +66,12 @@ def dense_broadcast(coords, visible, gen):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--batch-size", type=int, default=16, help="windows per batch")
-    ap.add_argument("--repeats", type=int, default=30, help="timed runs per method (the study's way: a fifth)")
-    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap = bench_parser(__doc__, 30, "timed runs per method (the study's way: a fifth)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's malloc thresholds alone (every batch then page-faults its 50 MB back in)")
     args = ap.parse_args(argv)
     tuned = False if args.default_malloc else keep_freed_memory()
-    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if args.device == "auto" else args.device))
+    dev = pick_device(args.device)
     B = args.batch_size
     g = torch.Generator().manual_seed(0)
     coords = torch.randint(0, S, (B, T, K, 2), generator=g)
@@ -93,15 +87,17 @@ def main(argv=None):
         lambda: study_way(coords.numpy(), visible.numpy(), rng), repeats=max(3, args.repeats // 5), warmup=1)
     gen = torch.Generator(device=dev).manual_seed(0)
     results["(b) dense torch broadcast"] = time_ms(lambda: dense_broadcast(c_dev, v_dev, gen), **timer)
-    results["(c) floor: zero-fill the same bytes"] = time_ms(
-        lambda: (torch.empty((B, T, K, S, S), device=dev).zero_(), torch.empty((B, T, K, S, S), device=dev).zero_()),
-        **timer)
+    # The floor and the fast backends interleaved, so they see the same machine (the slow ones alone).
+    fast = {"(c) floor: zero-fill the same bytes":
+            lambda: (torch.empty((B, T, K, S, S), device=dev).zero_(), torch.empty((B, T, K, S, S), device=dev).zero_())}
     avail = ops.available_backends()["available"]
-    for be in ("triton", "cpp", "torch"):
-        if not avail[be] or (be == "triton" and dev.type != "cuda") or (be == "cpp" and dev.type != "cpu"):
-            continue
-        results[f"posedenoise {be}"] = time_ms(lambda: ops.noisy_pair(
-            c_dev, v_dev, w_dev, k=1, sigma_choices=SIGMAS, seed=0, epoch=0, backend=be), **timer)
+    for be in ("triton", "cpp"):
+        if avail[be] and (be == "triton") == (dev.type == "cuda"):
+            fast[f"posedenoise {be}"] = functools.partial(ops.noisy_pair, c_dev, v_dev, w_dev, k=1,
+                                                          sigma_choices=SIGMAS, seed=0, epoch=0, backend=be)
+    results.update(time_interleaved(fast, **timer))
+    results["posedenoise torch"] = time_ms(functools.partial(
+        ops.noisy_pair, c_dev, v_dev, w_dev, k=1, sigma_choices=SIGMAS, seed=0, epoch=0, backend="torch"), **timer)
 
     study = results["(a) study: numpy + scipy per heatmap"]
     floor = results["(c) floor: zero-fill the same bytes"]
@@ -119,7 +115,7 @@ def main(argv=None):
     if dev.type == "cuda":
         header.append("GB/s")
     print(f"noisy pair of {B} windows (T={T}, K={K}, {S}x{S} fp32: {nbytes / 1e6:.1f} MB written) on {dev}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} runs, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats} runs (floor and fast paths interleaved), "
           f"malloc {'keeps freed memory' if tuned else 'default'} (see posedenoise/memory.py)")
     if dev.type != "cuda":
         ideal_us = nbytes / H100_BYTES_PER_S * 1e6

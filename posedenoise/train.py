@@ -12,7 +12,6 @@ the last complete epoch and, on the CPU, ends with exactly the metrics of an uni
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
