@@ -272,3 +272,14 @@ def test_triton_kernel_compiles_for_real_gpus_without_spills(cc, pck, record_pro
     assert rep["local_bytes"] == 0 and rep["stack_bytes"] == 0, rep
     assert rep["registers"] <= 128, rep
     assert rep["vector_loads"] >= 4, rep  # the map is read with 16-byte loads
+
+
+def test_custom_ops_pass_opcheck():
+    """The fake implementations (torch.compile traces through them) agree with the real ones in shapes,
+    dtypes and schema, for the CPU backends."""
+    h, gt, vis = (torch.from_numpy(a) for a in random_case(3, 5))
+    torso = [POSE25.index(n) for n in ("left_shoulder", "left_hip", "right_shoulder", "right_hip")]
+    for backend in [b for b in backends_here() if b != "triton"]:
+        torch.library.opcheck(ops._argmax_op, (h.reshape(-1, 56, 56), backend))
+        for norm, length in (("torso", 0.0), ("bbox", 0.0), ("fixed", 9.5)):
+            torch.library.opcheck(ops._pck_heatmaps_op, (h, gt, vis, [0.1, 0.2], norm, length, torso, backend))
