@@ -1,47 +1,106 @@
 """Heatmap argmax and fused argmax + PCK, in Triton. Semantics: posedenoise/reference.py.
 
-One program per map (frame n, keypoint k): it loads the H x W map as one flat block (masked to H * W,
+One program per map (frame f, keypoint k): it loads the H x W map as one flat block (masked to H * W,
 padding -inf), takes the first index of the maximum (tl.argmax with tie_break_left: row-major ties go to
 the first index, as torch.argmax), and either writes (x, y) = (i % W, i // W) or, for PCK, compares
 
-    d2 = dx * dx + dy * dy   (float64, from float32 coordinates)   with   thr2[n, a] = (alpha_a * L_n)^2
+    d2 = dx * dx + dy * dy   (float64, from float32 coordinates)   with   thr2 = (alpha * L_f)^2
 
-and adds the hits into a (K, A) int32 tally with atomics. Maps of keypoints that are not counted are
-never loaded. Bytes moved: one read of every counted map (H * W * 4 B) plus 8 B of ground truth and A * 8 B
-of thresholds per frame; for 16 windows of 25 keypoints at 56 x 56, at most 25.1 MB: ~8 us at ~3 TB/s.
+and adds the hits into a (K, A) tally with atomics. For PCK each program also finds its frame's length L_f
+from the frame's K ground-truth keypoints (torso, box or a fixed length, as reference.pck_norm, with the
+same float64 operations: every product there is exact, so fused multiply-adds cannot change a bit), so the
+whole evaluation of a batch is one launch, instead of the ~30 small PyTorch ops that computing the
+thresholds on the host would launch. Maps of keypoints that are not counted are never loaded. Bytes moved:
+one read of every counted map (H * W * 4 B) plus K * 9 B of ground truth per map; for 16 windows of 25
+keypoints at 56 x 56, at most 25.1 MB + 0.5 MB: ~9 us at ~3 TB/s.
 """
 import torch
 import triton
 import triton.language as tl
 
+TORSO, BOX, FIXED = 0, 1, 2  # norm modes (posedenoise/ops.py _NORM_MODES, csrc/ops.h PckNorm::Mode)
+
+
+
+@triton.jit
+def _pick(x, kk, j):
+    """x[j] of a (K_BLOCK,) block, as a scalar (exact: one term of the sum is nonzero)."""
+    return tl.sum(tl.where(kk == j, x, 0), axis=0)
+
+
+@triton.jit
+def _spread(flag, offs):
+    """A scalar flag as a block shaped like offs: the interpreter cannot AND a computed scalar flag into a
+    block mask, and on a GPU this costs nothing."""
+    return (offs * 0 + flag.to(tl.int32)) != 0
+
+
+@triton.jit
+def _frame_length(gt_ptr, vis_ptr, f, K, ls, lh, rs, rh, length, MODE: tl.constexpr, K_BLOCK: tl.constexpr):
+    """L of frame f in float64 (reference.pck_norm) and whether the frame counts (it has an L > 0)."""
+    kk = tl.arange(0, K_BLOCK)
+    inside = kk < K
+    row = f.to(tl.int64) * K + kk
+    v = (tl.load(vis_ptr + row, mask=inside, other=0) != 0).to(tl.int32)
+    gx = tl.load(gt_ptr + 2 * row, mask=inside, other=0.0).to(tl.float64)
+    gy = tl.load(gt_ptr + 2 * row + 1, mask=inside, other=0.0).to(tl.float64)
+    if MODE == 0:    # torso: mean of the left and right shoulder-hip distances; all four must be visible
+        ok = _pick(v, kk, ls) * _pick(v, kk, lh) * _pick(v, kk, rs) * _pick(v, kk, rh) != 0
+        lx = _pick(gx, kk, ls) - _pick(gx, kk, lh)
+        ly = _pick(gy, kk, ls) - _pick(gy, kk, lh)
+        rx = _pick(gx, kk, rs) - _pick(gx, kk, rh)
+        ry = _pick(gy, kk, rs) - _pick(gy, kk, rh)
+        # float64 sqrt: PTX has only the correctly rounded sqrt.rn.f64 (tests check the PTX)
+        L = (tl.sqrt(lx * lx + ly * ly) + tl.sqrt(rx * rx + ry * ry)) / 2
+    elif MODE == 1:  # box: the longer side of the visible keypoints' box
+        ok = tl.sum(v, axis=0) != 0
+        seen = v != 0
+        w = tl.max(tl.where(seen, gx, float("-inf")), axis=0) - tl.min(tl.where(seen, gx, float("inf")), axis=0)
+        h = tl.max(tl.where(seen, gy, float("-inf")), axis=0) - tl.min(tl.where(seen, gy, float("inf")), axis=0)
+        L = tl.where(ok, tl.maximum(w, h), 0.0)
+    else:            # a fixed length
+        ok = K > 0
+        L = tl.load(length).to(tl.float64)
+    framed = ok & (L > 0)
+    return tl.where(framed, L, 0.0), framed
+
 
 @triton.jit
 def _argmax_pck_kernel(
     maps_ptr,      # (N * K, HW) float32/float16 heatmaps
-    gt_ptr,        # (N * K, 2) float32 ground-truth (x, y)                         [PCK]
-    valid_ptr,     # (N * K,) uint8: keypoint counted (visible and its frame has L) [PCK]
-    thr2_ptr,      # (N, A) float64 squared thresholds (alpha * L)^2                [PCK]
-    hits_ptr,      # (K, A) int32 tally, accumulated atomically                     [PCK]
-    xy_ptr,        # (N * K, 2) float32 out: argmax (x, y)                          [not PCK]
-    nan_ptr,       # (1,) int32 out: number of maps read that hold a NaN (the caller rejects them)
-    K, A,
+    gt_ptr,        # (N * K, 2) float32 ground-truth (x, y)                           [PCK]
+    vis_ptr,       # (N * K,) uint8 ground-truth visibility                          [PCK]
+    params_ptr,    # (A + 1,) float64: the alphas, then the fixed length (FIXED mode) [PCK]
+    ints_ptr,      # int64 tally, accumulated atomically: hits (K, A), counts (K,), frames [PCK]
+    lengths_ptr,   # (N,) float64 out: L per frame, 0 where it does not count        [PCK]
+    xy_ptr,        # (N * K, 2) float32 out: argmax (x, y)                           [not PCK]
+    nan_ptr,       # (1,) int64 out: number of maps read that hold a NaN (the caller rejects them)
+    K, A, ls, lh, rs, rh,   # keypoints per frame, alphas, torso indices (TORSO mode)
     HW: tl.constexpr,       # H * W
     W: tl.constexpr,
     BLOCK: tl.constexpr,    # next power of two >= HW
     A_BLOCK: tl.constexpr,  # next power of two >= A
+    K_BLOCK: tl.constexpr,  # next power of two >= K
+    MODE: tl.constexpr,     # TORSO, BOX or FIXED
     PCK: tl.constexpr,
 ):
     n = tl.program_id(0)
     offs = tl.arange(0, BLOCK)
     if PCK:
-        # Loaded as a (BLOCK,) broadcast of one byte rather than a scalar: the interpreter cannot combine a
-        # scalar mask with a block mask; on a GPU the repeated address costs one transaction.
-        counted = tl.load(valid_ptr + n + offs * 0) != 0
+        f = n // K
+        k = n % K
+        L, framed = _frame_length(gt_ptr, vis_ptr, f, K, ls, lh, rs, rh, params_ptr + A, MODE, K_BLOCK)
+        counted = framed & (tl.load(vis_ptr + n) != 0)
+        tl.atomic_add(ints_ptr + K * A + k, counted.to(tl.int64))                    # counts
+        first = k == 0                                                               # one program per frame
+        tl.atomic_add(ints_ptr + K * A + K, framed.to(tl.int64), mask=first)         # frames
+        tl.store(lengths_ptr + f, L, mask=first)
+        read = (offs < HW) & _spread(counted, offs)
     else:
-        counted = offs >= 0
-    heat = tl.load(maps_ptr + n.to(tl.int64) * HW + offs, mask=(offs < HW) & counted, other=float("-inf"))
+        read = offs < HW
+    heat = tl.load(maps_ptr + n.to(tl.int64) * HW + offs, mask=read, other=float("-inf"))
     i = tl.argmax(heat, axis=0, tie_break_left=True)
-    tl.atomic_add(nan_ptr, (tl.sum((heat != heat).to(tl.int32), axis=0) > 0).to(tl.int32))
+    tl.atomic_add(nan_ptr, (tl.sum((heat != heat).to(tl.int64), axis=0) > 0).to(tl.int64))
     x = (i % W).to(tl.float32)
     y = (i // W).to(tl.float32)
     if PCK:
@@ -49,9 +108,9 @@ def _argmax_pck_kernel(
         dy = y.to(tl.float64) - tl.load(gt_ptr + 2 * n + 1).to(tl.float64)
         d2 = dx * dx + dy * dy
         a = tl.arange(0, A_BLOCK)
-        live = (a < A) & (tl.load(valid_ptr + n + a * 0) != 0)
-        thr2 = tl.load(thr2_ptr + (n // K) * A + a, mask=live, other=-1.0)
-        tl.atomic_add(hits_ptr + (n % K) * A + a, (d2 <= thr2).to(tl.int32), mask=live)
+        live = (a < A) & _spread(counted, a)
+        thr = tl.load(params_ptr + a, mask=a < A, other=0.0) * L
+        tl.atomic_add(ints_ptr + k * A + a, (d2 <= thr * thr).to(tl.int64), mask=live)
     else:
         tl.store(xy_ptr + 2 * n, x)
         tl.store(xy_ptr + 2 * n + 1, y)
@@ -67,26 +126,30 @@ def heatmap_argmax(maps: torch.Tensor):
     _check("maps", maps, maps.device)
     M, H, W = maps.shape
     xy = torch.empty((M, 2), dtype=torch.float32, device=maps.device)
-    nan = torch.zeros(1, dtype=torch.int32, device=maps.device)
+    nan = torch.zeros(1, dtype=torch.int64, device=maps.device)
     if M:
         dummy = torch.empty(1, device=maps.device)
-        _argmax_pck_kernel[(M,)](maps, dummy, dummy, dummy, dummy, xy, nan, 1, 1, HW=H * W, W=W,
-                                 BLOCK=triton.next_power_of_2(H * W), A_BLOCK=1, PCK=False, num_warps=4)
-    return xy, nan.to(torch.int64)
+        _argmax_pck_kernel[(M,)](maps, dummy, dummy, dummy, dummy, dummy, xy, nan, 1, 1, 0, 0, 0, 0,
+                                 HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W), A_BLOCK=1, K_BLOCK=1,
+                                 MODE=TORSO, PCK=False, num_warps=4)
+    return xy, nan
 
 
-def pck_heatmaps(maps: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor):
-    """maps (N, K, H, W), gt (N, K, 2) float32, valid (N, K) bool, thr2 (N, A) float64
-    -> (hits (K, A) int64, (1,) maps read that hold a NaN)."""
+def pck_heatmaps(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, alphas, mode: int, torso,
+                 length: float):
+    """maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; mode TORSO / BOX / FIXED
+    -> (tally (K * A + K + 2,) int64 = hits (K, A), counts (K,), frames, NaN maps read; norm_sum () float64)."""
     dev = maps.device
-    for name, t in (("maps", maps), ("gt", gt), ("valid", valid), ("thr2", thr2)):
+    for name, t in (("maps", maps), ("gt", gt), ("visible", visible)):
         _check(name, t, dev)
     N, K, H, W = maps.shape
-    A = thr2.shape[1]
-    hits = torch.zeros((K, A), dtype=torch.int32, device=dev)
-    nan = torch.zeros(1, dtype=torch.int32, device=dev)
+    A = len(alphas)
+    tally = torch.zeros(K * A + K + 2, dtype=torch.int64, device=dev)
+    lengths = torch.zeros(N, dtype=torch.float64, device=dev)
+    params = torch.tensor([*alphas, length], dtype=torch.float64, device=dev)
     if N * K:
-        _argmax_pck_kernel[(N * K,)](maps, gt, valid.view(torch.uint8), thr2, hits, gt, nan, K, A, HW=H * W, W=W,
-                                     BLOCK=triton.next_power_of_2(H * W), A_BLOCK=triton.next_power_of_2(A),
-                                     PCK=True, num_warps=4)
-    return hits.to(torch.int64), nan.to(torch.int64)
+        _argmax_pck_kernel[(N * K,)](maps, gt, visible.view(torch.uint8), params, tally, lengths, gt, tally[-1:],
+                                     K, A, *torso, HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W),
+                                     A_BLOCK=triton.next_power_of_2(A), K_BLOCK=triton.next_power_of_2(K),
+                                     MODE=mode, PCK=True, num_warps=4)
+    return tally, lengths.sum()

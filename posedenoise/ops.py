@@ -349,40 +349,39 @@ def _(maps, backend):
 
 @torch.library.custom_op("posedenoise::pck_heatmaps", mutates_args=())
 def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, alphas: List[float], norm: str,
-                     norm_length: float, torso: List[int], backend: str
-                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     norm_length: float, torso: List[int], backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
     # maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; norm "torso" | "bbox" | "fixed" (a length
     # of norm_length); torso: left shoulder, left hip, right shoulder, right hip indices
-    # -> (hits (K, A) int64, counts (K,) int64, norm_sum () float64, frames () int64, (1,) int64 NaN maps)
-    if backend == "cpp":  # the thresholds too, in the one call (csrc/pck.cpp)
-        N, K, H, W = maps.shape
+    # -> (tally (K * A + K + 2,) int64 = [hits (K, A), counts (K,), frames, NaN maps], norm_sum () float64)
+    # One integer buffer, so that the fast backends fill it in one call and the caller copies it once.
+    N, K, H, W = maps.shape
+    A = len(alphas)
+    if backend == "cpp":  # thresholds included, in one call (csrc/pck.cpp)
         maps = maps.to(torch.float32).contiguous()
-        hits, counts = torch.zeros((K, len(alphas)), dtype=torch.int64), torch.zeros(K, dtype=torch.int64)
-        norm_sum, frames = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
-        nan = _CPP.pck_heatmaps(maps.data_ptr(), gt.data_ptr(), visible.data_ptr(), N, K, H, W, alphas,
-                                _NORM_MODES[norm], torso, norm_length, hits.data_ptr(), counts.data_ptr(),
-                                frames.data_ptr(), norm_sum.data_ptr(), torch.get_num_threads())
-        return hits, counts, norm_sum, frames, torch.tensor([nan], dtype=torch.int64)
+        tally, norm_sum = torch.zeros(K * A + K + 2, dtype=torch.int64), torch.zeros((), dtype=torch.float64)
+        p = tally.data_ptr()
+        tally[-1] = _CPP.pck_heatmaps(maps.data_ptr(), gt.data_ptr(), visible.data_ptr(), N, K, H, W, alphas,
+                                      _NORM_MODES[norm], torso, norm_length, p, p + 8 * K * A,
+                                      p + 8 * (K * A + K), norm_sum.data_ptr(), torch.get_num_threads())
+        return tally, norm_sum
+    if backend == "triton":  # thresholds included, in one launch (kernels/pck.py)
+        from .kernels import pck as tk
+        return tk.pck_heatmaps(maps, gt, visible, alphas, _NORM_MODES[norm], torso, norm_length)
     spec = norm_length if norm == "fixed" else norm
     valid, thr2, norm_sum, frames = reference.pck_thresholds(gt, visible, alphas, spec, _torso_pairs(torso))
-    if backend == "torch":
-        nan = torch.isnan(maps[valid]).any().reshape(1).to(torch.int64)
-        hits = reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2)
-    else:
-        from .kernels import pck as tk
-        hits, nan = tk.pck_heatmaps(maps, gt, valid, thr2)
-    return hits, valid.sum(0), norm_sum, frames, nan
+    hits = reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2)
+    nan = torch.isnan(maps[valid]).any().to(torch.int64)
+    return torch.cat([hits.flatten(), valid.sum(0), frames.reshape(1), nan.reshape(1)]), norm_sum
 
 
 @_pck_heatmaps_op.register_fake
 def _(maps, gt, visible, alphas, norm, norm_length, torso, backend):
     K = maps.shape[1]
-    i64 = dict(dtype=torch.int64)
-    return (maps.new_empty((K, len(alphas)), **i64), maps.new_empty((K,), **i64),
-            maps.new_empty((), dtype=torch.float64), maps.new_empty((), **i64), maps.new_empty((1,), **i64))
+    return (maps.new_empty((K * len(alphas) + K + 2,), dtype=torch.int64),
+            maps.new_empty((), dtype=torch.float64))
 
 
-_NORM_MODES = {"torso": 0, "bbox": 1, "fixed": 2}  # csrc/ops.h PckNorm::Mode
+_NORM_MODES = {"torso": 0, "bbox": 1, "fixed": 2}  # csrc/ops.h PckNorm::Mode, kernels/pck.py
 
 
 def _torso_pairs(torso: List[int]):
@@ -482,6 +481,8 @@ def pck_from_heatmaps(heatmaps: torch.Tensor, gt: torch.Tensor, visible: torch.T
     H, W = heatmaps.shape[-2:]
     be = resolve_backend(backend, heatmaps.device)
     maps = heatmaps.detach().reshape(gt2.shape[0], gt2.shape[1], H, W).contiguous()
-    hits, counts, norm_sum, frames, nan = _pck_heatmaps_op(maps, gt2, vis2, alphas, name, length, torso, be)
-    _no_nan(nan)
-    return _result(alphas, hits, counts, norm_sum, frames)
+    tally, norm_sum = _pck_heatmaps_op(maps, gt2, vis2, alphas, name, length, torso, be)
+    K, A = gt2.shape[1], len(alphas)
+    tally = tally.cpu()
+    _no_nan(tally[-1])
+    return _result(alphas, tally[:K * A].view(K, A), tally[K * A:K * A + K], norm_sum, tally[-2])

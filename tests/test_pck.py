@@ -254,24 +254,30 @@ def test_bad_shapes():
         ops.heatmap_argmax(torch.zeros(2, 4, 4, dtype=torch.int64))
 
 
-PCK_SIGNATURE = {"maps_ptr": "*fp32", "gt_ptr": "*fp32", "valid_ptr": "*u8", "thr2_ptr": "*fp64",
-                 "hits_ptr": "*i32", "xy_ptr": "*fp32", "nan_ptr": "*i32", "K": "i32", "A": "i32", "HW": "constexpr",
-                 "W": "constexpr", "BLOCK": "constexpr", "A_BLOCK": "constexpr", "PCK": "constexpr"}
+PCK_SIGNATURE = {"maps_ptr": "*fp32", "gt_ptr": "*fp32", "vis_ptr": "*u8", "params_ptr": "*fp64",
+                 "ints_ptr": "*i64", "lengths_ptr": "*fp64", "xy_ptr": "*fp32", "nan_ptr": "*i64", "K": "i32",
+                 "A": "i32", "ls": "i32", "lh": "i32", "rs": "i32", "rh": "i32", "HW": "constexpr",
+                 "W": "constexpr", "BLOCK": "constexpr", "A_BLOCK": "constexpr", "K_BLOCK": "constexpr",
+                 "MODE": "constexpr", "PCK": "constexpr"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cc", [80, 90])
-@pytest.mark.parametrize("pck", [True, False])
-def test_triton_kernel_compiles_for_real_gpus_without_spills(cc, pck, record_property):
+@pytest.mark.parametrize("pck,mode", [(True, "torso"), (True, "bbox"), (True, "fixed"), (False, "torso")])
+def test_triton_kernel_compiles_for_real_gpus_without_spills(cc, pck, mode, record_property):
     pytest.importorskip("triton")
     from triton_build import compile_in_subprocess
+    from posedenoise.ops import _NORM_MODES
     rep = compile_in_subprocess("posedenoise.kernels.pck", "_argmax_pck_kernel", PCK_SIGNATURE,
-                                {"HW": 3136, "W": 56, "BLOCK": 4096, "A_BLOCK": 4, "PCK": pck}, cc)
+                                {"HW": 3136, "W": 56, "BLOCK": 4096, "A_BLOCK": 4, "K_BLOCK": 32,
+                                 "MODE": _NORM_MODES[mode], "PCK": pck}, cc)
     record_property(f"sm_{cc}_registers", rep["registers"])
-    print(f"sm_{cc} pck={pck}: {rep}")
+    print(f"sm_{cc} pck={pck} {mode}: {rep}")
     assert rep["local_bytes"] == 0 and rep["stack_bytes"] == 0, rep
     assert rep["registers"] <= 128, rep
     assert rep["vector_loads"] >= 4, rep  # the map is read with 16-byte loads
+    # The torso length's float64 square roots are correctly rounded (as the reference's), nothing approximate.
+    assert rep["sqrt_rn_f64"] == (2 if pck and mode == "torso" else 0) and rep["approx"] == 0, rep
 
 
 def test_custom_ops_pass_opcheck():

@@ -13,7 +13,8 @@ import sys
 
 
 def compile_report(kernel, signature, constexprs, cc, num_warps=4):
-    """-> {"registers", "local_bytes" (spills), "stack_bytes", "vector_stores", "vector_loads", "stores"}."""
+    """-> {"registers", "local_bytes" (spills), "stack_bytes", "vector_stores", "vector_loads", "stores",
+    "sqrt_rn_f64" (correctly rounded float64 square roots), "approx" (approximate math instructions)}."""
     import tempfile
 
     import triton
@@ -34,7 +35,8 @@ def compile_report(kernel, signature, constexprs, cc, num_warps=4):
     return {"registers": field("REG"), "local_bytes": field("LOCAL"), "stack_bytes": field("STACK"),
             "vector_stores": len(re.findall(r"st\.global\.v[24]", ptx)),
             "vector_loads": len(re.findall(r"ld\.global(?:\.\w+)*\.v[24]", ptx)),
-            "stores": len(re.findall(r"st\.global", ptx))}
+            "stores": len(re.findall(r"st\.global", ptx)),
+            "sqrt_rn_f64": len(re.findall(r"sqrt\.rn\.f64", ptx)), "approx": len(re.findall(r"\.approx\.", ptx))}
 
 
 def compile_in_subprocess(module, kernel_name, signature, constexprs, cc, num_warps=4):
