@@ -18,8 +18,9 @@ namespace {
 
 // The first-maximum search, written once for any GCC vector type V and instantiated per instruction set:
 // SSE2 (every x86-64) or NEON by default, AVX2 where the CPU has it (picked at run time, so one build
-// runs everywhere; AVX-512 measured 3x slower than AVX2 on the AMD EPYC this was tuned on). always_inline puts each instantiation's body inside its target function,
-// where the wide vectors compile to native instructions.
+// runs everywhere; AVX-512 measured 3x slower than AVX2 on the AMD EPYC this was tuned on). always_inline
+// puts each instantiation's body inside its target function, where the wide vectors compile to native
+// instructions.
 //
 // Pass 1 takes the maximum (v > m ? v : m compiles to maxps) and a running sum, whose NaN-ness flags a
 // NaN (or inf - inf, which a scalar re-check tells apart); pass 2 finds the first block holding the
