@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from . import cli, files, ops
 from .data import Batches, DataError, open_data
-from .evaluation import SETUPS, evaluate, format_test_table, masked_mse, overall_dict, test_report
+from .evaluation import SETUPS, evaluate, format_test_table, masked_mse, model_batch, overall_dict, test_report
 from .memory import keep_freed_memory
 from .models import MODELS, build
 
@@ -163,7 +163,7 @@ def train(cfg: TrainConfig) -> dict:
         batches = Batches(data, "train", cfg.batch_size, dev, epoch=epoch, seed=cfg.seed, shuffle=True,
                           drop_last=True, rank=rank, world=world)
         for coords, visible, wid in _progress(batches, show, f"epoch {epoch + 1}/{cfg.epochs}"):
-            x, y = ops.noisy_pair(coords, visible, wid, epoch=epoch, **noise)      # (B, T, K, 56, 56) each
+            x, y = model_batch(coords, visible, wid, model.output_kind, epoch=epoch, **noise)  # (B, T, K, 56, 56)
             loss = masked_mse(net(x), y, coords, visible, model.output_kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()

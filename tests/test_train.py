@@ -166,3 +166,19 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
         assert x["val_loss"] == pytest.approx(y["val_loss"], rel=1e-4)
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
         assert x["val_pck"] == y["val_pck"]
+
+
+@pytest.mark.parametrize("backend", [b for b in ("cpp", "torch") if ops.available_backends()["available"][b]])
+def test_model_batch_skips_targets_only_for_coordinate_models(backend):
+    """Coordinate models get the same noisy inputs as heatmap models, bit for bit, and no targets."""
+    from posedenoise.evaluation import model_batch
+    g = torch.Generator().manual_seed(3)
+    coords = torch.randint(0, 56, (3, 5, 25, 2), generator=g)
+    visible = torch.rand(3, 5, 25, generator=g) > 0.2
+    wid = torch.tensor([4, 9, 2**33])
+    kw = dict(k=2, sigma_choices=(1.0, 2.5, 3.0), seed=7, epoch=5, backend=backend)
+    x_pair, y_pair = ops.noisy_pair(coords, visible, wid, **kw)
+    x_heat, y_heat = model_batch(coords, visible, wid, "heatmaps", **kw)
+    x_coord, y_coord = model_batch(coords, visible, wid, "coords", **kw)
+    assert torch.equal(x_heat, x_pair) and torch.equal(y_heat, y_pair)
+    assert torch.equal(x_coord, x_pair) and y_coord is None
