@@ -4,7 +4,11 @@ For a batch of B windows (T=5, K=25, 56x56, float32) it times a full ops.noisy_p
 against, in the same run:
   (a) the original study's way: numpy zero maps and one scipy.ndimage.gaussian_filter per heatmap;
   (b) a dense PyTorch broadcast: exp over the full grid for every map;
-  (c) the memory floor: zero-filling the same number of bytes, allocated the same way (two tensors).
+  (c) the memory floor: zero-filling the same number of bytes, allocated the same way (two tensors). The
+      fill uses ordinary (cached) stores, which read every line before writing it once the bytes outgrow
+      the cache; the C++ kernel streams its stores past the cache and can beat this "floor".
+Timed alone, a batch writes into memory the previous batch left in the cache; inside training, after the
+model's work, it does not: benchmarks/train_step_bench.py times the data path there.
 Prints a table (median ms, windows/s, x faster than (a), x of the floor (c)) and writes --json.
 On a GPU it uses CUDA events and reports GB/s; without one it prints the bytes the Triton kernel moves and
 the time that implies at an H100's ~3 TB/s.
