@@ -22,7 +22,7 @@ from .models import build
 class EvaluateConfig:
     run: str = field(default="", metadata={"help": "a run directory (uses checkpoints/best.pt) or a checkpoint file"})
     data: Optional[str] = field(default=None, metadata={
-        "help": "evaluate on this data instead of the run's (a cache file, a Penn Action folder or 'synthetic')"})
+        "help": "evaluate on this data instead of the run's (a cache file, a BRACE or Penn Action folder, or 'synthetic')"})
     split: str = field(default="test", metadata={"help": "which split", "choices": ["train", "val", "test"]})
     device: str = field(default="auto", metadata={"help": "where to run", "choices": ["auto", "cpu", "cuda"]})
     batch_size: int = field(default=32, metadata={"help": "windows per batch"})

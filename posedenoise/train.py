@@ -41,7 +41,7 @@ class TrainConfig:
     k: float = field(default=1.0, metadata={"help": "shifting scalar: shifts are round(N(0, (3k)^2)) pixels"})
     data: str = field(default="synthetic", metadata={
         "help": "'synthetic' (bundled generated motion), a cache file from `python -m posedenoise.prepare`, "
-                "or a Penn Action folder (with labels/)"})
+                "a BRACE folder (with dataset/) or a Penn Action folder (with labels/)"})
     epochs: Optional[int] = field(default=None, metadata={
         "help": f"maximum epochs (default: the study's {STUDY_EPOCHS}; {DEMO_EPOCHS} for synthetic data)"})
     batch_size: int = field(default=16, metadata={"help": "windows per optimisation step (over all ranks)"})

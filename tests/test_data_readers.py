@@ -279,3 +279,11 @@ def test_brace_official_split_from_the_real_metadata(tmp_path):
     assert {v.official_split for v in brace.read_folder(str(tmp_path / "b"))} == {None}   # no annotations: none
     with pytest.raises(DataError, match="no sequences.csv"):
         brace.read_folder(str(tmp_path / "b"), annotations=str(tmp_path))
+
+
+def test_open_data_reads_a_brace_folder_directly(brace_dir):
+    from posedenoise.data import open_data
+    root, _, _ = brace_dir
+    ds = open_data(str(root), step=1)
+    assert set(ds.cache.sources) == {"brace"} and ds.cache.num_videos == 3 and ds.cache.num_frames == 8 + 3 + 6
+    assert ds.num_windows == (8 - 4) + 0 + (6 - 4)          # 5-frame windows; the 3-frame run has none

@@ -158,14 +158,18 @@ class Batches:
 
 def open_data(spec: str, *, step: int, split: str = "video", seed: int = 0, num_windows: Optional[int] = None,
               T: int = 5) -> Dataset:
-    """'synthetic' (generated motion), a cache file from `posedenoise.prepare`, or a Penn Action folder."""
+    """'synthetic' (generated motion), a cache file from `posedenoise.prepare`, a BRACE folder (with dataset/)
+    or a Penn Action folder. Folders are read on every call; `prepare` caches them once."""
     if spec == "synthetic":
         cache = synthetic_cache(SYNTHETIC_VIDEOS, (60, 150), seed=0)
     elif os.path.isdir(spec):
-        from .penn_action import read_folder
+        if os.path.isdir(os.path.join(spec, "dataset")):   # BRACE: dataset/<year>/<video>/*.json
+            from .brace import read_folder
+        else:
+            from .penn_action import read_folder
         cache = build_cache(read_folder(spec))
     elif os.path.isfile(spec):
         cache = load_cache(spec)
     else:
-        raise DataError(f"{spec}: expected 'synthetic', a cache file or a Penn Action folder")
+        raise DataError(f"{spec}: expected 'synthetic', a cache file, a BRACE folder or a Penn Action folder")
     return Dataset(cache, T=T, step=step, split=split, seed=seed, num_windows=num_windows, name=spec)
