@@ -18,9 +18,6 @@ import torch
 import triton
 import triton.language as tl
 
-TORSO, BOX, FIXED = 0, 1, 2  # norm modes (posedenoise/ops.py _NORM_MODES, csrc/ops.h PckNorm::Mode)
-
-
 
 @triton.jit
 def _pick(x, kk, j):
@@ -70,18 +67,18 @@ def _argmax_pck_kernel(
     maps_ptr,      # (N * K, HW) float32/float16 heatmaps
     gt_ptr,        # (N * K, 2) float32 ground-truth (x, y)                           [PCK]
     vis_ptr,       # (N * K,) uint8 ground-truth visibility                          [PCK]
-    params_ptr,    # (A + 1,) float64: the alphas, then the fixed length (FIXED mode) [PCK]
+    params_ptr,    # (A + 1,) float64: the alphas, then the fixed length (mode 2)     [PCK]
     ints_ptr,      # int64 tally, accumulated atomically: hits (K, A), counts (K,), frames [PCK]
     lengths_ptr,   # (N,) float64 out: L per frame, 0 where it does not count        [PCK]
     xy_ptr,        # (N * K, 2) float32 out: argmax (x, y)                           [not PCK]
     nan_ptr,       # (1,) int64 out: number of maps read that hold a NaN (the caller rejects them)
-    K, A, ls, lh, rs, rh,   # keypoints per frame, alphas, torso indices (TORSO mode)
+    K, A, ls, lh, rs, rh,   # keypoints per frame, alphas, torso indices (mode 0)
     HW: tl.constexpr,       # H * W
     W: tl.constexpr,
     BLOCK: tl.constexpr,    # next power of two >= HW
     A_BLOCK: tl.constexpr,  # next power of two >= A
     K_BLOCK: tl.constexpr,  # next power of two >= K
-    MODE: tl.constexpr,     # TORSO, BOX or FIXED
+    MODE: tl.constexpr,     # norm: 0 torso, 1 box, 2 fixed (posedenoise/ops.py _NORM_MODES)
     PCK: tl.constexpr,
 ):
     n = tl.program_id(0)
@@ -131,13 +128,13 @@ def heatmap_argmax(maps: torch.Tensor):
         dummy = torch.empty(1, device=maps.device)
         _argmax_pck_kernel[(M,)](maps, dummy, dummy, dummy, dummy, dummy, xy, nan, 1, 1, 0, 0, 0, 0,
                                  HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W), A_BLOCK=1, K_BLOCK=1,
-                                 MODE=TORSO, PCK=False, num_warps=4)
+                                 MODE=0, PCK=False, num_warps=4)  # MODE unused
     return xy, nan
 
 
 def pck_heatmaps(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, alphas, mode: int, torso,
                  length: float):
-    """maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; mode TORSO / BOX / FIXED
+    """maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; mode as _NORM_MODES
     -> (tally (K * A + K + 2,) int64 = hits (K, A), counts (K,), frames, NaN maps read; norm_sum () float64)."""
     dev = maps.device
     for name, t in (("maps", maps), ("gt", gt), ("visible", visible)):
