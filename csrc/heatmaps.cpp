@@ -1,15 +1,15 @@
 // Heatmap rendering and noise simulation on the CPU. Semantics: posedenoise/reference.py.
 //
 // A heatmap is separable: map[y][x] = (amplitude * g(y; m_y)) * g(x; m_x), where g(.; m) is the response
-// of scipy's gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit impulse at m. Per map we
-// look up the two 1D profiles (cached per thread and sigma) and then write every output float exactly
-// once, a row at a time (rows outside the Gaussian's support as zeros), with stores that bypass the cache,
-// so the kernel runs at memory speed.
+// of scipy's gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit impulse at m. The 1D profiles
+// come from the host's table (reference.gaussian_profiles: float64, rounded to float32 once), which every
+// backend reads, so the backends multiply the same factors and agree bit for bit. Every output float is
+// written exactly once, a row at a time (rows outside the Gaussian's support as zeros), with stores that
+// bypass the cache, so the kernel runs at memory speed.
 // Noise: one Philox-4x32-10 call per keypoint (x and y shift) and one per frame (sigma index), counted
 // by (slot, frame, window id) and keyed by (seed, epoch), mapped to integers through host tables.
 #include <algorithm>
-#include <cmath>
-#include <vector>
+#include <cstdint>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -21,79 +21,6 @@
 
 namespace posedenoise {
 namespace {
-
-// int(4 * sigma + 0.5), exactly as the reference computes it for float32 sigma.
-int gaussian_radius(float sigma) {
-  const float t = 4.0f * sigma;
-  const float whole = std::floor(t);
-  return int(whole) + (t - whole >= 0.5f ? 1 : 0);
-}
-
-// The 1D profiles g(.; m) of one sigma, each computed the first time its centre m is needed:
-//   g[x] = sum over |d| <= r of w[d] * [clip(x + d, 0, size - 1) == m],   w = scipy's normalised weights.
-// For a given d the x that land on m form a range: x = m - d in the interior, and every x at or past the
-// border when m is a border pixel ('nearest' mode piles the mass that falls outside onto the border).
-// Only x in [m - r, m + r] can be nonzero.
-class Profiles {
- public:
-  float sigma = -1.0f;
-  int r = 0;
-
-  void reset(float s, int size) {
-    sigma = s;
-    size_ = size;
-    r = gaussian_radius(s);
-    const double scale = -0.5 / (double(s) * double(s));
-    w_.resize(2 * r + 1);
-    double total = 0.0;
-    for (int d = -r; d <= r; ++d) total += (w_[d + r] = std::exp(scale * d * d));
-    for (double& v : w_) v /= total;
-    table_.assign(size_t(size) * size, 0.0f);
-    ready_.assign(size, 0);
-    acc_.assign(size, 0.0);
-  }
-
-  const float* get(int m) {
-    float* g = &table_[size_t(m) * size_];
-    if (ready_[m]) return g;
-    const int lo_x = std::max(m - r, 0), hi_x = std::min(m + r, size_ - 1);
-    std::fill(acc_.begin() + lo_x, acc_.begin() + hi_x + 1, 0.0);
-    for (int d = -r; d <= r; ++d) {
-      const int lo = std::max(m == 0 ? 0 : m - d, 0);
-      const int hi = std::min(m == size_ - 1 ? size_ - 1 : m - d, size_ - 1);
-      for (int x = lo; x <= hi; ++x) acc_[x] += w_[d + r];
-    }
-    for (int x = lo_x; x <= hi_x; ++x) g[x] = float(acc_[x]);
-    ready_[m] = 1;
-    return g;
-  }
-
- private:
-  int size_ = 0;
-  std::vector<double> w_, acc_;  // w_[d + r]
-  std::vector<float> table_;     // (size, size): row m is g(.; m)
-  std::vector<char> ready_;
-};
-
-// Per-thread cache of the profiles of the last few sigmas: a noisy pair uses at most the sigma_in
-// choices and 1, so after the first maps every profile is a lookup.
-class Scratch {
- public:
-  explicit Scratch(int size) : size_(size), cache_(8) {}
-  Profiles& for_sigma(float s) {
-    for (Profiles& p : cache_)
-      if (p.sigma == s) return p;
-    Profiles& p = cache_[next_];
-    next_ = (next_ + 1) % cache_.size();
-    p.reset(s, size_);
-    return p;
-  }
-
- private:
-  int size_;
-  std::vector<Profiles> cache_;
-  size_t next_ = 0;
-};
 
 // Output stores bypass the cache (non-temporal) where the CPU has them (SSE2: every x86-64): a batch's maps
 // (50 MB for 16 windows) are written once and outgrow the cache before the model reads them, so cached
@@ -119,21 +46,20 @@ void store_fence() {
 #endif
 }
 
-// Writes all size * size floats of one map exactly once: the rows outside the Gaussian's support as two
-// runs of zeros, the rows inside as a scaled copy of the x profile.
-void render_one(float* out, bool visible, int mx, int my, float sigma, int size, float amplitude,
-                Scratch& scratch) {
+// Writes all size * size floats of one map exactly once: rows where g_y is zero (outside the Gaussian's
+// support) as zeros, the others as amplitude * g_y times the x profile. `profiles` is the sigma's
+// (size, size) block of the table: row m is g(.; m).
+void render_one(float* out, bool visible, int mx, int my, const float* profiles, int size, float amplitude) {
   if (!visible) {
     store_row(out, nullptr, 0.0f, int64_t(size) * size);
     return;
   }
-  Profiles& p = scratch.for_sigma(sigma);
-  const float* gx = p.get(mx);
-  const float* gy = p.get(my);
-  const int y_lo = std::max(my - p.r, 0), y_hi = std::min(my + p.r, size - 1);
-  store_row(out, nullptr, 0.0f, int64_t(size) * y_lo);
-  for (int y = y_lo; y <= y_hi; ++y) store_row(out + size_t(y) * size, gx, float(double(amplitude) * gy[y]), size);
-  store_row(out + size_t(y_hi + 1) * size, nullptr, 0.0f, int64_t(size) * (size - 1 - y_hi));
+  const float* gx = profiles + size_t(mx) * size;
+  const float* gy = profiles + size_t(my) * size;
+  for (int y = 0; y < size; ++y) {
+    const bool zero = gy[y] == 0.0f;
+    store_row(out + size_t(y) * size, zero ? nullptr : gx, zero ? 0.0f : amplitude * gy[y], size);
+  }
 }
 
 uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
@@ -144,16 +70,17 @@ uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
 
 }  // namespace
 
-void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintptr_t window_ids_p,
-              uintptr_t shift_thr_p, int64_t n_shift_thr, int64_t shift_low,
-              uintptr_t sigma_thr_p, int64_t n_sigma_thr, uintptr_t sigma_values_p,
+void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t rows_p, uintptr_t profiles_p,
+              uintptr_t window_ids_p, uintptr_t shift_thr_p, int64_t n_shift_thr, int64_t shift_low,
+              uintptr_t sigma_thr_p, int64_t n_sigma_thr, uintptr_t sigma_values_p, int64_t target_row,
               uint64_t seed, uint64_t epoch, int64_t offset,
               uintptr_t maps_p, uintptr_t targets_p, uintptr_t noisy_p, uintptr_t sigma_in_p,
               int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
-              bool noise, bool write_maps, int64_t num_threads) {
+              bool noise, bool write_inputs, bool write_targets, int64_t num_threads) {
   const auto* coords = reinterpret_cast<const int32_t*>(coords_p);
   const auto* visible = reinterpret_cast<const bool*>(visible_p);
-  const auto* sigma = reinterpret_cast<const float*>(sigma_p);
+  const auto* rows = reinterpret_cast<const int32_t*>(rows_p);
+  const auto* profiles = reinterpret_cast<const float*>(profiles_p);
   const auto* window_ids = reinterpret_cast<const int64_t*>(window_ids_p);
   const auto* shift_thr = reinterpret_cast<const uint32_t*>(shift_thr_p);
   const auto* sigma_thr = reinterpret_cast<const uint32_t*>(sigma_thr_p);
@@ -165,14 +92,13 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintpt
   const int64_t N = B * T * K;
   const size_t plane = size_t(size) * size;
   const int S = int(size);
-  const float amp = float(amplitude);
+  const float amp = float(amplitude);  // float32, as the reference and the Triton kernel take it
 
   parallel_for(N, num_threads, [&](int64_t lo, int64_t hi, int64_t) {
-    Scratch p(S);
     for (int64_t n = lo; n < hi; ++n) {
       const int mx = coords[2 * n], my = coords[2 * n + 1];
       if (!noise) {
-        if (write_maps) render_one(maps + n * plane, visible[n], mx, my, sigma[n], S, amp, p);
+        render_one(maps + n * plane, visible[n], mx, my, profiles + rows[n] * plane, S, amp);
         continue;
       }
       const int64_t j = n % K, bt = n / K, t = bt % T, b = bt / T;
@@ -181,18 +107,16 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t sigma_p, uintpt
       const uint32_t k0 = uint32_t(seed), k1 = uint32_t(epoch);
       const auto rk = philox4x32_10(uint32_t(j + 1), uint32_t(t), w_lo, w_hi, k0, k1);
       const auto rf = philox4x32_10(0u, uint32_t(t), w_lo, w_hi, k0, k1);
-      const float s_in = sigma_values[count_passed(sigma_thr, n_sigma_thr, rf[0])];
+      const uint32_t row = count_passed(sigma_thr, n_sigma_thr, rf[0]);
       const int64_t sx = shift_low + count_passed(shift_thr, n_shift_thr, rk[0]);
       const int64_t sy = shift_low + count_passed(shift_thr, n_shift_thr, rk[1]);
       const int qx = int(std::clamp<int64_t>(mx + sx + offset, 0, size - 1));
       const int qy = int(std::clamp<int64_t>(my + sy + offset, 0, size - 1));
       noisy[2 * n] = qx;
       noisy[2 * n + 1] = qy;
-      if (j == 0) sigma_in[bt] = s_in;
-      if (write_maps) {
-        render_one(maps + n * plane, visible[n], qx, qy, s_in, S, amp, p);
-        render_one(targets + n * plane, visible[n], mx, my, 1.0f, S, amp, p);
-      }
+      if (j == 0) sigma_in[bt] = sigma_values[row];
+      if (write_inputs) render_one(maps + n * plane, visible[n], qx, qy, profiles + row * plane, S, amp);
+      if (write_targets) render_one(targets + n * plane, visible[n], mx, my, profiles + target_row * plane, S, amp);
     }
     store_fence();
   });

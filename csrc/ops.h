@@ -9,20 +9,22 @@ namespace posedenoise {
 // All pointers are to contiguous buffers that posedenoise/ops.py allocated and validated:
 //   coords      int32  (N, 2) with N = B*T*K, (x, y) in [0, size)
 //   visible     bool   (N,)
-//   sigma       float  (N,)                      render mode only
-//   window_ids  int64  (B,)                      noise mode only
+//   profiles    float  (S, size, size): [s][m] = the 1D Gaussian profile centred at m for the table's sigma s
+//   rows        int32  (N,) each map's sigma s           render mode only
+//   window_ids  int64  (B,)                               noise mode only
 //   shift_thr   uint32 (n_shift_thr,)            shift = shift_low + #{i : u >= shift_thr[i]}
-//   sigma_thr   uint32 (n_sigma_thr,)            sigma_in = sigma_values[#{i : u >= sigma_thr[i]}]
-//   maps        float  (N, size, size): the rendered maps [render] or the noisy inputs [pair]
-//   targets     float  (N, size, size): the clean targets [pair only]
+//   sigma_thr   uint32 (n_sigma_thr,)            input sigma s = #{i : u >= sigma_thr[i]}; the target's is
+//                                                target_row; sigma_values (S,) float the table's sigmas
+//   maps        float  (N, size, size): the rendered maps [render] or the noisy inputs [pair, write_inputs]
+//   targets     float  (N, size, size): the clean targets [pair, write_targets]
 //   noisy       int32  (N, 2), sigma_in float (B*T,)   noise mode only
-void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t sigma, uintptr_t window_ids,
+void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t rows, uintptr_t profiles, uintptr_t window_ids,
               uintptr_t shift_thr, int64_t n_shift_thr, int64_t shift_low,
-              uintptr_t sigma_thr, int64_t n_sigma_thr, uintptr_t sigma_values,
+              uintptr_t sigma_thr, int64_t n_sigma_thr, uintptr_t sigma_values, int64_t target_row,
               uint64_t seed, uint64_t epoch, int64_t offset,
               uintptr_t maps, uintptr_t targets, uintptr_t noisy, uintptr_t sigma_in,
               int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
-              bool noise, bool write_maps, int64_t num_threads);
+              bool noise, bool write_inputs, bool write_targets, int64_t num_threads);
 
 }  // namespace posedenoise
 
@@ -32,7 +34,8 @@ namespace posedenoise {
 const char* argmax_simd();
 
 // (x, y) of each map's maximum, ties to the first index in row-major order. maps float (n_maps, H, W)
-// -> xy float (n_maps, 2). Both kernels return a nonzero count when a map read holds a NaN.
+// -> xy float (n_maps, 2). Both kernels return how many of the maps they read hold a NaN (such a map
+// gives its first NaN, torch.argmax's rule).
 int64_t heatmap_argmax(uintptr_t maps, int64_t n_maps, int64_t H, int64_t W, uintptr_t xy, int64_t num_threads);
 
 // How a frame's normalising length L is found (reference.pck_norm): the torso (mean of the left and right

@@ -2,11 +2,12 @@
 //
 // One read of each map, vectorised with GCC vector extensions (16-byte SSE2/NEON, AVX2 chosen at run time);
 // the fused PCK also computes the per-frame thresholds, so Python makes one call per batch. The kernels
-// return how many chunks of maps held a NaN, and posedenoise/ops.py rejects those inputs.
+// return how many of the maps they read held a NaN; posedenoise/ops.py reports them where a result is read.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@ namespace {
 // Pass 1 takes the maximum (v > m ? v : m compiles to maxps) and a running sum, whose NaN-ness flags a
 // NaN (or inf - inf, which a scalar re-check tells apart); pass 2 finds the first block holding the
 // maximum and stops there. The map (12.5 KB at 56 x 56) is in L1 for pass 2, so memory sees one read.
-// Ties go to the first index in row-major order, as numpy and torch. Sets *nan on a NaN.
+// Ties go to the first index in row-major order, as numpy and torch. A map holding a NaN gives its first
+// NaN's index (torch.argmax's rule) and sets *nan.
 template <class V>
 __attribute__((always_inline)) inline int64_t argmax_first_impl(const float* a, int64_t n, bool* nan) {
   constexpr int L = sizeof(V) / sizeof(float), U = 4;  // lanes; independent accumulators (hide latency)
@@ -63,11 +65,11 @@ __attribute__((always_inline)) inline int64_t argmax_first_impl(const float* a, 
     m = a[i] > m ? a[i] : m;
     sum += a[i];
   }
-  if (std::isnan(sum)) {
+  if (std::isnan(sum)) {  // torch.argmax's rule: a NaN is the maximum, the first one wins
     for (i = 0; i < n; ++i)
       if (std::isnan(a[i])) {
         *nan = true;
-        return 0;
+        return i;
       }
   }
   V splat;
@@ -124,17 +126,17 @@ int64_t heatmap_argmax(uintptr_t maps_p, int64_t n_maps, int64_t H, int64_t W, u
   const auto* maps = reinterpret_cast<const float*>(maps_p);
   auto* xy = reinterpret_cast<float*>(xy_p);
   const int64_t plane = H * W;
-  std::vector<char> nan(num_chunks(n_maps, num_threads), 0);
+  std::vector<int64_t> nan(num_chunks(n_maps, num_threads), 0);  // maps holding a NaN, per chunk
   parallel_for(n_maps, num_threads, [&](int64_t lo, int64_t hi, int64_t chunk) {
-    bool seen = false;
     for (int64_t n = lo; n < hi; ++n) {
+      bool seen = false;
       const int64_t i = kArgmax.fn(maps + n * plane, plane, &seen);
+      nan[chunk] += seen;
       xy[2 * n] = float(i % W);
       xy[2 * n + 1] = float(i / W);
     }
-    nan[chunk] = seen;
   });
-  return std::count(nan.begin(), nan.end(), 1);
+  return std::accumulate(nan.begin(), nan.end(), int64_t(0));
 }
 
 namespace {
@@ -204,24 +206,24 @@ int64_t pck_heatmaps(uintptr_t maps_p, uintptr_t gt_p, uintptr_t visible_p, int6
 
   // One private (K, A) tally per chunk, summed at the end: no atomics, no false sharing in the loop.
   std::vector<std::vector<int64_t>> tally(num_chunks(n_maps, num_threads), std::vector<int64_t>(K * A, 0));
-  std::vector<char> nan(tally.size(), 0);
+  std::vector<int64_t> nan(tally.size(), 0);  // counted maps holding a NaN, per chunk
   parallel_for(n_maps, num_threads, [&](int64_t lo, int64_t hi, int64_t chunk) {
     int64_t* t = tally[chunk].data();
-    bool seen = false;
     for (int64_t n = lo; n < hi; ++n) {
       const int64_t frame = n / K, k = n % K;
       if (!visible[n] || !framed[frame]) continue;  // maps that do not count are not read
+      bool seen = false;
       const int64_t i = kArgmax.fn(maps + n * plane, plane, &seen);
+      nan[chunk] += seen;
       const double dx = double(float(i % W)) - double(gt[2 * n]);
       const double dy = double(float(i / W)) - double(gt[2 * n + 1]);
       const double d2 = dx * dx + dy * dy;
       for (int64_t a = 0; a < A; ++a) t[k * A + a] += d2 <= thr2[frame * A + a];
     }
-    nan[chunk] = seen;
   });
   for (const auto& t : tally)
     for (int64_t j = 0; j < K * A; ++j) hits[j] += t[j];
-  return std::count(nan.begin(), nan.end(), 1);
+  return std::accumulate(nan.begin(), nan.end(), int64_t(0));
 }
 
 }  // namespace posedenoise

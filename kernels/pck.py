@@ -14,9 +14,13 @@ thresholds on the host would launch. Maps of keypoints that are not counted are 
 one read of every counted map (H * W * 4 B) plus K * 9 B of ground truth per map; for 16 windows of 25
 keypoints at 56 x 56, at most 25.1 MB + 0.5 MB: ~9 us at ~3 TB/s.
 """
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+from .heatmaps import on_device
 
 
 @triton.jit
@@ -96,8 +100,11 @@ def _argmax_pck_kernel(
     else:
         read = offs < HW
     heat = tl.load(maps_ptr + n.to(tl.int64) * HW + offs, mask=read, other=float("-inf"))
-    i = tl.argmax(heat, axis=0, tie_break_left=True)
-    tl.atomic_add(nan_ptr, (tl.sum((heat != heat).to(tl.int64), axis=0) > 0).to(tl.int64))
+    first_nan = tl.min(tl.where(heat != heat, offs, BLOCK), axis=0)
+    has_nan = first_nan < BLOCK
+    # torch.argmax's rule on every backend: the first maximum, or the first NaN of a map that holds one
+    i = tl.where(has_nan, first_nan, tl.argmax(heat, axis=0, tie_break_left=True))
+    tl.atomic_add(nan_ptr, has_nan.to(tl.int64))
     x = (i % W).to(tl.float32)
     y = (i // W).to(tl.float32)
     if PCK:
@@ -118,6 +125,15 @@ def _check(name, t, dev):
         raise ValueError(f"{name}: expected a contiguous tensor on {dev}")
 
 
+@functools.lru_cache(maxsize=64)
+def _params(alphas, length, device):
+    """(A + 1,) float64 [alphas..., fixed length] on the device, uploaded once per setting, not per batch."""
+    return torch.tensor([*alphas, length], dtype=torch.float64, device=device)
+
+
+# enable_fp_fusion=False: the squared distance dx * dx + dy * dy must be rounded twice, as on the CPU; a fused
+# multiply-add rounds once and can flip a hit that lies on the threshold (tests/test_pck.py has such a case).
+
 def heatmap_argmax(maps: torch.Tensor):
     """maps (M, H, W) float -> ((M, 2) float32 (x, y) of the first maximum, (1,) maps holding a NaN)."""
     _check("maps", maps, maps.device)
@@ -125,10 +141,11 @@ def heatmap_argmax(maps: torch.Tensor):
     xy = torch.empty((M, 2), dtype=torch.float32, device=maps.device)
     nan = torch.zeros(1, dtype=torch.int64, device=maps.device)
     if M:
-        dummy = torch.empty(1, device=maps.device)
-        _argmax_pck_kernel[(M,)](maps, dummy, dummy, dummy, dummy, dummy, xy, nan, 1, 1, 0, 0, 0, 0,
-                                 HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W), A_BLOCK=1, K_BLOCK=1,
-                                 MODE=0, PCK=False, num_warps=4)  # MODE unused
+        unused = torch.empty(1, device=maps.device)
+        with on_device(maps.device):
+            _argmax_pck_kernel[(M,)](maps, unused, unused, unused, unused, unused, xy, nan, 1, 1, 0, 0, 0, 0,
+                                     HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W), A_BLOCK=1, K_BLOCK=1,
+                                     MODE=0, PCK=False, num_warps=4, enable_fp_fusion=False)  # MODE unused
     return xy, nan
 
 
@@ -143,10 +160,11 @@ def pck_heatmaps(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, al
     A = len(alphas)
     tally = torch.zeros(K * A + K + 2, dtype=torch.int64, device=dev)
     lengths = torch.zeros(N, dtype=torch.float64, device=dev)
-    params = torch.tensor([*alphas, length], dtype=torch.float64, device=dev)
     if N * K:
-        _argmax_pck_kernel[(N * K,)](maps, gt, visible.view(torch.uint8), params, tally, lengths, gt, tally[-1:],
-                                     K, A, *torso, HW=H * W, W=W, BLOCK=triton.next_power_of_2(H * W),
-                                     A_BLOCK=triton.next_power_of_2(A), K_BLOCK=triton.next_power_of_2(K),
-                                     MODE=mode, PCK=True, num_warps=4)
+        with on_device(dev):
+            _argmax_pck_kernel[(N * K,)](maps, gt, visible.view(torch.uint8), _params(tuple(alphas), length, dev),
+                                         tally, lengths, gt, tally[-1:], K, A, *torso, HW=H * W, W=W,
+                                         BLOCK=triton.next_power_of_2(H * W), A_BLOCK=triton.next_power_of_2(A),
+                                         K_BLOCK=triton.next_power_of_2(K), MODE=mode, PCK=True, num_warps=4,
+                                         enable_fp_fusion=False)
     return tally, lengths.sum()

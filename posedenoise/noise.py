@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 
 TWO32 = 1 << 32
@@ -91,9 +92,19 @@ def choice_table(n: int) -> DiscreteTable:
     return _from_cdf(list(range(n)), [(i + 1) / n for i in range(n)])
 
 
-def sigma_choices_tensor(sigma_choices) -> torch.Tensor:
-    """Validate the set sigma_in is drawn from (None means setup 2: sigma_in = 1)."""
+def sigma_choices_tuple(sigma_choices, size: int = 56) -> Tuple[float, ...]:
+    """Validate the set sigma_in is drawn from (None means setup 2: sigma_in = 1), as float32 values (the
+    precision every backend renders with). A hashable tuple: the device tables are cached by it."""
     values = (1.0,) if sigma_choices is None else tuple(float(s) for s in sigma_choices)
-    if not values or not all(math.isfinite(s) and s > 0 for s in values):
-        raise ValueError(f"sigma_choices: expected positive finite sigmas, got {sigma_choices!r}")
-    return torch.tensor(values, dtype=torch.float32)
+    if not values or not all(check_sigma(s, size) for s in values):
+        raise ValueError(f"sigma_choices: expected sigmas in [{MIN_SIGMA}, {size}] (the map size), got "
+                         f"{sigma_choices!r}")
+    return tuple(float(np.float32(s)) for s in values)
+
+
+MIN_SIGMA = 0.05  # a Gaussian below it is one pixel anyway (r = 0 for sigma < 0.125); 1 / sigma^2 overflows near 0
+
+
+def check_sigma(sigma: float, size: int) -> bool:
+    """sigma in [MIN_SIGMA, size]: above the map size the kernel is wider than four maps and the map is flat."""
+    return math.isfinite(sigma) and MIN_SIGMA <= sigma <= size

@@ -10,6 +10,7 @@ can be compiled with torch.compile.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Dict, List, Optional, Tuple
@@ -144,90 +145,110 @@ def _check_dtype(dtype) -> torch.dtype:
 # ----------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _noise_tables(k: float, shift_dist: str, sigma_choices: Tuple[float, ...], size: int, device: torch.device):
+    """Everything a noisy pair reads besides the batch, built and uploaded once per setting and device, so a
+    training step uploads nothing but its batch. The profile table's rows are the sigma_in choices, then the
+    target's sigma 1 (row len(sigma_choices))."""
+    shift = _noise.shift_table(k, size, shift_dist)
+    sigma_index = _noise.choice_table(len(sigma_choices))
+    sigmas = sigma_choices + (1.0,)
+    return dict(shift_low=shift.low, shift_thr=shift.tensor_u32(device), sigma_thr=sigma_index.tensor_u32(device),
+                sigma_values=torch.tensor(sigmas, dtype=torch.float32, device=device),
+                profiles=reference.gaussian_profiles(sigmas, size).to(device), target_row=len(sigma_choices))
+
+
 @torch.library.custom_op("posedenoise::render", mutates_args=())
-def _render_op(coords: torch.Tensor, visible: torch.Tensor, sigma: torch.Tensor, amplitude: float,
-               size: int, backend: str) -> torch.Tensor:
-    # coords (N, 2) int32, visible (N,) bool, sigma (N,) float32 -> (N, size, size) float32
+def _render_op(coords: torch.Tensor, visible: torch.Tensor, rows: torch.Tensor, profiles: torch.Tensor,
+               amplitude: float, size: int, backend: str) -> torch.Tensor:
+    # coords (N, 2) int32, visible (N,) bool, rows (N,) int32 into profiles (S, size, size) float32
+    # -> (N, size, size) float32
     if backend == "torch":
-        return reference.render(coords, visible, sigma, amplitude=amplitude, size=size)
+        return reference.render_rows(coords, visible, rows, profiles, amplitude=amplitude)
     if backend == "cpp":
-        return _cpp_heatmaps(coords, visible, sigma=sigma, amplitude=amplitude, size=size)[0]
+        return _cpp_heatmaps(coords, visible, profiles, rows=rows, amplitude=amplitude, size=size)[0]
     from .kernels import heatmaps as tk
-    return tk.render(coords, visible, sigma, amplitude=amplitude, size=size)
+    return tk.render(coords, visible, rows, profiles, amplitude=amplitude, size=size)
 
 
 @_render_op.register_fake
-def _(coords, visible, sigma, amplitude, size, backend):
+def _(coords, visible, rows, profiles, amplitude, size, backend):
     return coords.new_empty((coords.shape[0], size, size), dtype=torch.float32)
 
 
 @torch.library.custom_op("posedenoise::noisy_pair", mutates_args=())
-def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, k: float,
-             shift_dist: str, sigma_values: torch.Tensor, seed: int, epoch: int, offset: int, size: int,
-             amplitude: float, dtype: torch.dtype, write_maps: bool,
+def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, k: float, shift_dist: str,
+             sigma_choices: List[float], seed: int, epoch: int, offset: int, size: int, amplitude: float,
+             dtype: torch.dtype, inputs: bool, targets: bool,
              backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    # coords (B, T, K, 2) int32 -> inputs, targets (B, T, K, size, size) [empty if not write_maps],
+    # coords (B, T, K, 2) int32 -> inputs, targets (B, T, K, size, size) [each (0,) when not written],
     # noisy (B, T, K, 2) int32, sigma_in (B, T) float32
-    shift = _noise.shift_table(k, size, shift_dist)
-    sigma_index = _noise.choice_table(sigma_values.numel())
+    choices = tuple(sigma_choices)
     if backend == "torch":
-        kw = dict(shift=shift, sigma_index=sigma_index, sigma_values=sigma_values, seed=seed, epoch=epoch,
-                  offset=offset, size=size)
-        if not write_maps:
-            noisy, sigma_in = reference.simulate_noise(coords, window_ids, **kw)
-            empty = coords.new_empty((0,), dtype=dtype)
+        kw = dict(shift=_noise.shift_table(k, size, shift_dist), sigma_index=_noise.choice_table(len(choices)),
+                  seed=seed, epoch=epoch, offset=offset, size=size)
+        noisy, idx = reference.simulate_noise(coords, window_ids, **kw)
+        sigma_in = torch.tensor(choices, dtype=torch.float32, device=coords.device)[idx]
+        empty = coords.new_empty((0,), dtype=dtype)
+        if not inputs:
             return empty, empty.clone(), noisy, sigma_in
-        return reference.noisy_pair(coords, visible, window_ids, amplitude=amplitude, dtype=dtype, **kw)
-    tables = dict(shift_low=shift.low, shift_thr=shift.tensor_u32(coords.device),
-                  sigma_thr=sigma_index.tensor_u32(coords.device), sigma_values=sigma_values.to(coords.device))
-    args = dict(seed=seed, epoch=epoch, offset=offset, size=size, amplitude=amplitude, write_maps=write_maps)
+        x, y, _, _ = reference.noisy_pair(coords, visible, window_ids, sigma_choices=choices, amplitude=amplitude,
+                                          dtype=dtype, targets=targets, **kw)
+        return x, empty.clone() if y is None else y, noisy, sigma_in
+    tables = _noise_tables(k, shift_dist, choices, size, coords.device)
+    args = dict(seed=seed, epoch=epoch, offset=offset, size=size, amplitude=amplitude, inputs=inputs,
+                targets=targets)
     if backend == "cpp":
-        inputs, targets, noisy, sigma_in = _cpp_heatmaps(coords, visible, window_ids=window_ids, **tables, **args)
-        if write_maps and dtype != torch.float32:  # the C++ kernels write float32 only
-            inputs, targets = inputs.to(dtype), targets.to(dtype)
-        return inputs, targets, noisy, sigma_in
+        x, y, noisy, sigma_in = _cpp_heatmaps(coords, visible, window_ids=window_ids, **tables, **args)
+        if dtype != torch.float32:  # the C++ kernels write float32; .to() rounds to nearest even
+            x, y = x.to(dtype), y.to(dtype)
+        return x, y, noisy, sigma_in
     from .kernels import heatmaps as tk
     return tk.noisy_pair(coords, visible, window_ids, dtype=dtype, **tables, **args)
 
 
 @_pair_op.register_fake
-def _(coords, visible, window_ids, k, shift_dist, sigma_values, seed, epoch, offset, size, amplitude, dtype,
-      write_maps, backend):
+def _(coords, visible, window_ids, k, shift_dist, sigma_choices, seed, epoch, offset, size, amplitude, dtype,
+      inputs, targets, backend):
     B, T, K, _ = coords.shape
-    maps = (B, T, K, size, size) if write_maps else (0,)
-    return (coords.new_empty(maps, dtype=dtype), coords.new_empty(maps, dtype=dtype),
+    maps = lambda on: (B, T, K, size, size) if on else (0,)  # noqa: E731
+    return (coords.new_empty(maps(inputs), dtype=dtype), coords.new_empty(maps(targets), dtype=dtype),
             coords.new_empty((B, T, K, 2), dtype=torch.int32), coords.new_empty((B, T), dtype=torch.float32))
 
 
-def _cpp_heatmaps(coords, visible, *, sigma=None, window_ids=None, shift_low=0, shift_thr=None,
-                  sigma_thr=None, sigma_values=None, seed=0, epoch=0, offset=0, size=56, amplitude=255.0,
-                  write_maps=True):
-    """Run csrc/heatmaps.cpp: render mode when `sigma` is given (coords (N, 2)), else noisy-pair mode
+def _cpp_heatmaps(coords, visible, profiles, *, rows=None, window_ids=None, shift_low=0, shift_thr=None,
+                  sigma_thr=None, sigma_values=None, target_row=0, seed=0, epoch=0, offset=0, size=56,
+                  amplitude=255.0, inputs=True, targets=False):
+    """Run csrc/heatmaps.cpp: render mode when `rows` is given (coords (N, 2)), else noisy-pair mode
     (coords (B, T, K, 2)). Allocates the outputs and passes raw pointers (the extension has no libtorch).
     Returns (maps, targets, noisy, sigma_in); unused outputs are empty tensors."""
-    noise = sigma is None
+    noise = rows is None
     B, T, K = coords.shape[:3] if noise else (1, 1, coords.shape[0])
-    maps_shape = coords.shape[:-1] + (size, size) if write_maps else (0,)
-    maps = torch.empty(maps_shape, dtype=torch.float32)
-    targets = torch.empty(maps_shape if noise else (0,), dtype=torch.float32)
+    maps_shape = coords.shape[:-1] + (size, size)
+    maps = torch.empty(maps_shape if inputs else (0,), dtype=torch.float32)
+    clean = torch.empty(maps_shape if targets else (0,), dtype=torch.float32)
     noisy = torch.empty(coords.shape if noise else (0,), dtype=torch.int32)
     sigma_in = torch.empty((B, T) if noise else (0,), dtype=torch.float32)
-    empty_f, empty_i = torch.empty(0), torch.empty(0, dtype=torch.int32)
-    sig = sigma.contiguous() if not noise else empty_f
-    wid = window_ids if noise else torch.empty(0, dtype=torch.int64)
-    st = shift_thr if noise else empty_i
-    gt = sigma_thr if noise else empty_i
-    sv = sigma_values.contiguous() if noise else empty_f
+    none = torch.empty(0, dtype=torch.int32)
+    st, gt = (shift_thr, sigma_thr) if noise else (none, none)
     _CPP.heatmaps(
-        coords.data_ptr(), visible.data_ptr(), sig.data_ptr(), wid.data_ptr(),
-        st.data_ptr(), st.numel(), shift_low, gt.data_ptr(), gt.numel(), sv.data_ptr(),
-        seed, epoch, offset, maps.data_ptr(), targets.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
-        B, T, K, size, float(amplitude), noise, write_maps, torch.get_num_threads())
-    return maps, targets, noisy, sigma_in
+        coords.data_ptr(), visible.data_ptr(), (none if noise else rows).data_ptr(), profiles.data_ptr(),
+        (window_ids if noise else none).data_ptr(), st.data_ptr(), st.numel(), shift_low, gt.data_ptr(),
+        gt.numel(), (sigma_values if noise else none).data_ptr(), target_row, seed, epoch, offset,
+        maps.data_ptr(), clean.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
+        B, T, K, size, float(amplitude), noise, inputs, targets, torch.get_num_threads())
+    return maps, clean, noisy, sigma_in
 
 # ----------------------------------------------------------------------------------------------------
 # Public rendering and noise operations
 # ----------------------------------------------------------------------------------------------------
+
+
+def _on_cpu(t: torch.Tensor) -> bool:
+    """Whether checking t's values is free: on the CPU it costs no device sync (and never while compiling,
+    where a data-dependent branch would break the graph). On a GPU, values are checked where the data is
+    born, on the host (posedenoise.data.Batches), not by a sync in every step."""
+    return t.device.type == "cpu" and _checking_values()
 
 
 def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, amplitude: float = 255.0,
@@ -235,9 +256,11 @@ def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, ampli
     """Render Gaussian heatmaps.
 
     coords (..., K, 2) as (x, y) pixels (floats are rounded, all are clipped to [0, size - 1]);
-    visible (..., K) bool; sigma a float or a tensor broadcastable to (..., K).
+    visible (..., K) bool; sigma a float or a tensor broadcastable to (..., K), each in [0.05, size].
     Returns (..., K, size, size) float32 equal to scipy.ndimage.gaussian_filter(amplitude * delta, sigma,
     mode='nearest', truncate=4.0) up to float32 rounding; all zero where not visible.
+    The sigmas are read on the host (a sync for CUDA tensors) to build the profile table; the training path
+    (noisy_pair) does not call this.
     """
     size = _check_size(size)
     coords, visible = _check_coords(coords, visible, size)
@@ -250,19 +273,24 @@ def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, ampli
     except RuntimeError:
         raise ValueError(f"sigma: expected a shape broadcastable to {tuple(visible.shape)}, "
                          f"got {tuple(sig.shape)}") from None
-    if _checking_values() and sig.numel() and not bool(((sig > 0) & torch.isfinite(sig)).all()):
-        raise ValueError("sigma: expected finite values > 0")
     if not math.isfinite(amplitude):
         raise ValueError(f"amplitude: expected a finite number, got {amplitude!r}")
+    values, rows = reference.sigma_rows(sig)
+    bad = [s for s in values if not _noise.check_sigma(s, size)]
+    if bad:
+        raise ValueError(f"sigma: expected values in [{_noise.MIN_SIGMA}, {size}] (the map size), got {bad[0]!r}")
+    table = reference.gaussian_profiles(values, size).to(coords.device)
     be = resolve_backend(backend, coords.device)
-    out = _render_op(coords.reshape(-1, 2), visible.reshape(-1), sig.reshape(-1).contiguous(),
-                     float(amplitude), size, be)
+    out = _render_op(coords.reshape(-1, 2), visible.reshape(-1), rows.reshape(-1), table, float(amplitude), size,
+                     be)
     return out.view(*visible.shape, size, size)
 
 
-def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, size):
+def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, offset, size):
     size = _check_size(size)
     coords, visible = _check_coords(coords, visible, size, rank=4)
+    if coords.shape[2] == 0:
+        raise ValueError(f"coords: expected at least one keypoint (B, T, K >= 1, 2), got shape {tuple(coords.shape)}")
     _check_tensor("window_ids", window_ids, 1)
     if window_ids.shape != coords.shape[:1]:
         raise ValueError(f"window_ids: expected shape ({coords.shape[0]},) (one id per window), "
@@ -271,15 +299,19 @@ def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, size
         raise ValueError(f"window_ids is on {window_ids.device} but coords on {coords.device}")
     if window_ids.is_floating_point() or window_ids.dtype == torch.bool:
         raise TypeError(f"window_ids: expected an integer dtype, got {window_ids.dtype}")
-    if _checking_values() and window_ids.numel() and int(window_ids.min()) < 0:
+    if _on_cpu(window_ids) and window_ids.numel() and int(window_ids.min()) < 0:
         raise ValueError("window_ids: expected non-negative ids")
     if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k < 0:
         raise ValueError(f"k: expected a finite number >= 0, got {k!r}")
     for name, v in (("seed", seed), ("epoch", epoch)):
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
             raise ValueError(f"{name}: expected an int in [0, 2**32), got {v!r}")
-    sigma_values = _noise.sigma_choices_tensor(sigma_choices)
-    return coords, visible, window_ids.to(torch.int64).contiguous(), float(k), sigma_values, size
+    # Past the map every keypoint is clipped to its border anyway; the bound keeps coords + shift + offset
+    # far inside int32 on every backend.
+    if not isinstance(offset, int) or isinstance(offset, bool) or not -size < offset < size:
+        raise ValueError(f"offset: expected an int in ({-size}, {size}) pixels, got {offset!r}")
+    choices = list(_noise.sigma_choices_tuple(sigma_choices, size))
+    return coords, visible, window_ids.to(torch.int64).contiguous(), float(k), choices, size
 
 
 def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
@@ -293,47 +325,52 @@ def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torc
     float32 drawn per frame from `sigma_choices` (None: 1.0, setup 2). A pure function of
     (seed, epoch, window id, frame, keypoint): independent of the batch a window sits in.
     """
-    coords, visible, wid, k, sv, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
-                                                    epoch, size)
+    coords, visible, wid, k, choices, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
+                                                         epoch, offset, size)
     be = resolve_backend(backend, coords.device)
-    _, _, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, sv, seed, epoch, int(offset), size,
-                                     255.0, torch.float32, False, be)
+    _, _, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, choices, seed, epoch, offset, size,
+                                     255.0, torch.float32, False, False, be)
     return noisy, sigma_in
 
 
 def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
                sigma_choices, seed: int, epoch: int, dtype: torch.dtype = torch.float32,
                shift_dist: str = "normal", offset: int = 0, amplitude: float = 255.0, size: int = 56,
-               backend: Optional[str] = None, return_noise: bool = False):
+               targets: bool = True, backend: Optional[str] = None, return_noise: bool = False):
     """The training pair of a batch, in one fused pass.
 
     Returns (inputs, targets), both (B, T, K, size, size) of `dtype`: inputs = render(noisy, sigma_in) with
-    exactly the noise simulate_noise() returns for the same arguments; targets = render(coords, 1).
-    With return_noise=True, also (noisy, sigma_in).
+    exactly the noise simulate_noise() returns for the same arguments; targets = render(coords, 1), or None
+    with targets=False (coordinate models: only the inputs are rendered). With return_noise=True, also
+    (noisy, sigma_in). Other dtypes are the float32 maps rounded to nearest even.
     """
-    coords, visible, wid, k, sv, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
-                                                    epoch, size)
+    coords, visible, wid, k, choices, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
+                                                         epoch, offset, size)
     dtype = _check_dtype(dtype)
+    if not math.isfinite(amplitude):
+        raise ValueError(f"amplitude: expected a finite number, got {amplitude!r}")
     be = resolve_backend(backend, coords.device)
-    inputs, targets, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, sv, seed, epoch,
-                                                int(offset), size, float(amplitude), dtype, True, be)
-    return (inputs, targets, noisy, sigma_in) if return_noise else (inputs, targets)
+    inputs, clean, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, choices, seed, epoch, offset,
+                                              size, float(amplitude), dtype, True, bool(targets), be)
+    clean = clean if targets else None
+    return (inputs, clean, noisy, sigma_in) if return_noise else (inputs, clean)
 
 # ----------------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------------
 
 
-# The argmax and PCK ops also return how many maps held a NaN: the fast kernels detect it during their one
-# read, and the public functions raise, instead of paying a second pass over the heatmaps to check.
+# The argmax and PCK ops also count the maps that held a NaN: the fast kernels see it during their one read
+# (no second pass over the heatmaps), and the count is read where a result is read. A NaN map's argmax is its
+# first NaN on every backend (torch.argmax's rule).
 
 @torch.library.custom_op("posedenoise::heatmap_argmax", mutates_args=())
 def _argmax_op(maps: torch.Tensor, backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
     # maps (M, H, W) contiguous -> ((M, 2) float32, (1,) int64 NaN maps)
     if backend == "torch":
-        return reference.heatmap_argmax(maps), torch.isnan(maps).any().reshape(1).to(torch.int64)
+        return reference.heatmap_argmax(maps), torch.isnan(maps).flatten(1).any(1).sum().reshape(1)
     if backend == "cpp":
-        maps = maps.to(torch.float32).contiguous()
+        maps = maps.to(torch.float32).contiguous()  # exact for float16/bfloat16 (float64 runs the reference)
         xy = torch.empty((maps.shape[0], 2), dtype=torch.float32)
         nan = _CPP.heatmap_argmax(maps.data_ptr(), maps.shape[0], maps.shape[1], maps.shape[2], xy.data_ptr(),
                                   torch.get_num_threads())
@@ -353,7 +390,7 @@ def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor
     # maps (N, K, H, W), gt (N, K, 2) float32, visible (N, K) bool; norm "torso" | "bbox" | "fixed" (a length
     # of norm_length); torso: left shoulder, left hip, right shoulder, right hip indices
     # -> (tally (K * A + K + 2,) int64 = [hits (K, A), counts (K,), frames, NaN maps], norm_sum () float64)
-    # One integer buffer, so that the fast backends fill it in one call and the caller copies it once.
+    # One integer buffer, so that the fast backends fill it in one call.
     N, K, H, W = maps.shape
     A = len(alphas)
     if backend == "cpp":  # thresholds included, in one call (csrc/pck.cpp)
@@ -370,7 +407,7 @@ def _pck_heatmaps_op(maps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor
     spec = norm_length if norm == "fixed" else norm
     valid, thr2, norm_sum, frames = reference.pck_thresholds(gt, visible, alphas, spec, _torso_pairs(torso))
     hits = reference.pck_hits(reference.heatmap_argmax(maps), gt, valid, thr2)
-    nan = torch.isnan(maps[valid]).any().to(torch.int64)
+    nan = (torch.isnan(maps).flatten(2).any(-1) & valid).sum()
     return torch.cat([hits.flatten(), valid.sum(0), frames.reshape(1), nan.reshape(1)]), norm_sum
 
 
@@ -388,26 +425,29 @@ def _torso_pairs(torso: List[int]):
     return (torso[0], torso[1]), (torso[2], torso[3])
 
 
-def _no_nan(nan: torch.Tensor) -> None:
-    if _checking_values() and int(nan.sum()):
-        raise ValueError("heatmaps: contain NaN (the argmax of such a map is undefined)")
-
-
-def _check_maps(heatmaps) -> torch.Tensor:
+def _check_maps(heatmaps, backend: Optional[str]) -> Tuple[torch.Tensor, str]:
+    """(heatmaps, the backend that reads them). The C++ kernels read float32: float64 maps would be cast
+    first, merging values that differ past float32's precision and so moving maxima and ties; they run on
+    the reference instead (exact, slower)."""
     _check_tensor("heatmaps", heatmaps, 2)
     if not heatmaps.is_floating_point():
         raise TypeError(f"heatmaps: expected a floating dtype, got {heatmaps.dtype}")
-    return heatmaps
-
-
-def heatmap_argmax(heatmaps: torch.Tensor, *, backend: Optional[str] = None) -> torch.Tensor:
-    """(..., H, W) -> (..., 2) float32 (x, y) of each map's maximum; ties go to the first index in
-    row-major order (as numpy.argmax and torch.argmax); an all-equal map gives (0, 0). NaN is rejected."""
-    heatmaps = _check_maps(heatmaps)
-    H, W = heatmaps.shape[-2:]
     be = resolve_backend(backend, heatmaps.device)
+    return heatmaps, "torch" if be == "cpp" and heatmaps.dtype == torch.float64 else be
+
+
+def heatmap_argmax(heatmaps: torch.Tensor, *, backend: Optional[str] = None, check_nan: bool = True) -> torch.Tensor:
+    """(..., H, W) -> (..., 2) float32 (x, y) of each map's maximum; ties go to the first index in
+    row-major order (as numpy.argmax and torch.argmax); an all-equal map gives (0, 0).
+
+    A map holding a NaN raises ValueError, which reads a counter on the host (a device sync on a GPU). With
+    check_nan=False nothing is read and such a map gives its first NaN's position (torch.argmax's rule) on
+    every backend: for callers whose maps the kernels rendered (DeciWatch's forward, every training step)."""
+    heatmaps, be = _check_maps(heatmaps, backend)
+    H, W = heatmaps.shape[-2:]
     xy, nan = _argmax_op(heatmaps.detach().reshape(-1, H, W).contiguous(), be)
-    _no_nan(nan)
+    if check_nan and _checking_values() and int(nan.sum()):
+        raise ValueError(f"heatmaps: {int(nan.sum())} maps contain NaN (the argmax of such a map is undefined)")
     return xy.view(*heatmaps.shape[:-2], 2)
 
 
@@ -445,9 +485,11 @@ def _pck_args(gt, visible, alphas, norm, layout, lead_shape=None):
     return gt, visible, alphas, name, length, torso
 
 
-def _result(alphas, hits, counts, norm_sum, frames):
+def _result(alphas, hits, counts, norm_sum, frames, nan_maps=None):
+    """A PCKResult on the device that computed it: nothing is copied to the host until it is read."""
     from .metrics import PCKResult
-    return PCKResult(tuple(alphas), hits.cpu(), counts.cpu(), norm_sum.cpu(), frames.cpu())
+    nan_maps = torch.zeros((), dtype=torch.int64, device=hits.device) if nan_maps is None else nan_maps
+    return PCKResult(tuple(alphas), hits, counts, norm_sum, frames, nan_maps)
 
 
 def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2), norm="torso",
@@ -457,8 +499,8 @@ def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(
     A visible keypoint of a frame with a normalising length L counts; it is correct when
     ||pred - gt||_2 <= alpha * L. norm: "torso" (mean of the two shoulder-hip lengths; frames missing one of
     the four are left out), "bbox" (longer side of the visible keypoints' box), or a length in pixels.
-    Returns a PCKResult (hits (K, A), counts (K,), overall, per_keypoint, mean_threshold); results of
-    several batches add up exactly."""
+    Returns a PCKResult (hits (K, A), counts (K,), overall, per_keypoint, mean_threshold) on pred's device;
+    results of several batches add up exactly, without a device sync until one is read."""
     _check_tensor("pred", pred, 2)
     if pred.shape != gt.shape:
         raise ValueError(f"pred: expected the shape of gt {tuple(gt.shape)}, got {tuple(pred.shape)}")
@@ -471,18 +513,16 @@ def pck(pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(
 def pck_from_heatmaps(heatmaps: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, *, alphas=(0.05, 0.1, 0.2),
                       norm="torso", layout=None, backend: Optional[str] = None):
     """pck(heatmap_argmax(heatmaps), gt, visible, ...), fused: one read of each counted heatmap, no
-    coordinate tensor in between. heatmaps (..., K, H, W)."""
-    heatmaps = _check_maps(heatmaps)
+    coordinate tensor in between. heatmaps (..., K, H, W). The result stays on the heatmaps' device until it
+    is read; reading a result that counted a map holding a NaN raises ValueError."""
+    heatmaps, be = _check_maps(heatmaps, backend)
     if heatmaps.dim() < 3:
         raise ValueError(f"heatmaps: expected (..., K, H, W), got shape {tuple(heatmaps.shape)}")
     gt2, vis2, alphas, name, length, torso = _pck_args(gt, visible, alphas, norm, layout, heatmaps.shape[:-2])
     if gt2.device != heatmaps.device:
         raise ValueError(f"gt is on {gt2.device} but heatmaps on {heatmaps.device}")
     H, W = heatmaps.shape[-2:]
-    be = resolve_backend(backend, heatmaps.device)
     maps = heatmaps.detach().reshape(gt2.shape[0], gt2.shape[1], H, W).contiguous()
     tally, norm_sum = _pck_heatmaps_op(maps, gt2, vis2, alphas, name, length, torso, be)
     K, A = gt2.shape[1], len(alphas)
-    tally = tally.cpu()
-    _no_nan(tally[-1])
-    return _result(alphas, tally[:K * A].view(K, A), tally[K * A:K * A + K], norm_sum, tally[-2])
+    return _result(alphas, tally[:K * A].view(K, A), tally[K * A:K * A + K], norm_sum, tally[-2], tally[-1])

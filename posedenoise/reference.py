@@ -11,6 +11,11 @@ Conventions, stated once:
 """
 from __future__ import annotations
 
+import functools
+import math
+from typing import Tuple
+
+import numpy as np
 import torch
 
 from .noise import DiscreteTable
@@ -22,7 +27,6 @@ TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter's default: the kernel's radius i
 # Rendering
 # ----------------------------------------------------------------------------------------------------
 
-
 def gaussian_radius(sigma: torch.Tensor) -> torch.Tensor:
     """int(4 * sigma + 0.5), computed exactly for float32 sigma (4 * sigma is exact; so is its fraction)."""
     t = TRUNCATE * sigma.to(torch.float32)
@@ -30,38 +34,65 @@ def gaussian_radius(sigma: torch.Tensor) -> torch.Tensor:
     return (whole + (t - whole >= 0.5).to(t.dtype)).to(torch.int64)
 
 
-def gaussian_1d(centre: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
-    """Response g(x; m) of scipy.ndimage.gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit
-    impulse at integer m = centre, for x in [0, size): g(x; m) = sum_{|d| <= r} w[d] [clip(x + d) == m].
+@functools.lru_cache(maxsize=64)
+def gaussian_profiles(sigmas: Tuple[float, ...], size: int) -> torch.Tensor:
+    """The table every backend renders from: (S, size, size) float32 on the CPU, row [s, m] = g(.; m) for
+    sigma = sigmas[s] (float32 values), where
 
-    centre (...,) int, sigma (...,) float -> (..., size) float64. The clip is 'nearest' mode: the mass
-    the kernel sends past a border piles up on the border pixel.
+        g(x; m) = sum_{|d| <= r} w[d] [clip(x + d, 0, size - 1) == m],   w[d] = exp(-d^2 / (2 sigma^2)) / Z,
+
+    the response of scipy.ndimage.gaussian_filter1d(sigma, mode='nearest', truncate=4) to a unit impulse at
+    m, with r = int(4 sigma + 1/2) and Z the sum of the exps. The clip is 'nearest' mode: the mass the
+    kernel sends past a border piles up on the border pixel.
+
+    Computed once per set of sigmas in float64 with the C library's exp, summed in the order of d, and
+    rounded to float32 once. The kernels look rows up here instead of evaluating exp themselves: on a GPU
+    tl.exp lowers to ex2.approx and / to div.full, and in float64 the exps would cost more than the map's
+    stores; with one table every backend multiplies the same float32 factors, so all agree bit for bit.
     """
-    r = gaussian_radius(sigma)                                       # (...,)
-    rmax = int(r.max()) if r.numel() else 0
-    d = torch.arange(-rmax, rmax + 1, device=centre.device)          # (D,)
-    s = sigma.to(torch.float64)[..., None]
-    w = torch.exp(-0.5 * d.to(torch.float64) ** 2 / s**2) * (d.abs() <= r[..., None])  # (..., D)
-    w = w / w.sum(-1, keepdim=True)
-    x = torch.arange(size, device=centre.device)
-    src = (x[:, None] + d[None, :]).clamp(0, size - 1)               # (size, D)
-    hit = src == centre[..., None, None]                             # (..., size, D)
-    return (hit * w[..., None, :]).sum(-1)
+    out = np.zeros((len(sigmas), size, size))                       # [s, m, x], float64
+    x = np.arange(size)
+    for s, sigma in enumerate(sigmas):
+        r = int(gaussian_radius(torch.tensor(sigma)))
+        scale = -0.5 / (sigma * sigma)
+        w = [math.exp(scale * (d * d)) for d in range(-r, r + 1)]
+        total = 0.0
+        for v in w:
+            total += v
+        for d, v in zip(range(-r, r + 1), w):                      # g[m = clip(x + d), x] += w[d]
+            out[s, np.clip(x + d, 0, size - 1), x] += v / total
+    return torch.from_numpy(out.astype(np.float32))
+
+
+def sigma_rows(sigma: torch.Tensor) -> Tuple[Tuple[float, ...], torch.Tensor]:
+    """Per-map sigmas (...,) -> (the U distinct values, each map's index among them (...,) int32 on sigma's
+    device): the rows of gaussian_profiles(values). Reads the sigmas on the host."""
+    values, rows = torch.unique(sigma.detach().to("cpu", torch.float32), return_inverse=True)
+    return tuple(values.tolist()), rows.to(sigma.device, torch.int32)
+
+
+def render_rows(coords: torch.Tensor, visible: torch.Tensor, rows: torch.Tensor, table: torch.Tensor, *,
+                amplitude: float = 255.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Heatmaps (..., K, size, size) = (amplitude * g_y) * g_x in float32, zero where not visible, then
+    rounded to `dtype` (to nearest even). coords (..., K, 2) integer in [0, size); visible (..., K) bool;
+    rows (..., K) int: each map's row of `table` (gaussian_profiles). amplitude counts as float32."""
+    gx = table[rows.long(), coords[..., 0].long()]                      # (..., K, W)
+    gy = table[rows.long(), coords[..., 1].long()]                      # (..., K, H)
+    amp = torch.tensor(amplitude, dtype=torch.float32, device=coords.device) * visible  # 0 where missing
+    maps = (amp[..., None] * gy)[..., :, None] * gx[..., None, :]      # (..., K, H, W)
+    return maps.to(dtype)
 
 
 def render(coords: torch.Tensor, visible: torch.Tensor, sigma: torch.Tensor, *, amplitude: float = 255.0,
            size: int = 56, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Heatmaps (..., K, size, size): amplitude * g(y; q_y) * g(x; q_x), zero where not visible.
 
-    coords (..., K, 2) integer in [0, size); visible (..., K) bool; sigma (..., K) float.
-    The product is taken as (amplitude * g_y) * g_x, rounded to float32 after each factor, which is the
-    order in which scipy's separable filter rounds.
-    """
-    gx = gaussian_1d(coords[..., 0], sigma, size)                    # (..., K, W)
-    gy = gaussian_1d(coords[..., 1], sigma, size)                    # (..., K, H)
-    rows = (amplitude * gy).to(torch.float32)
-    maps = rows[..., :, None] * gx.to(torch.float32)[..., None, :]   # (..., K, H, W)
-    return (maps * visible[..., None, None]).to(dtype)
+    coords (..., K, 2) integer in [0, size); visible (..., K) bool; sigma (..., K) float. Each factor is
+    rounded to float32 before the products, in the order (amplitude * g_y) * g_x, which is how scipy's
+    separable filter rounds."""
+    values, rows = sigma_rows(sigma)
+    table = gaussian_profiles(values, size).to(coords.device)
+    return render_rows(coords, visible, rows, table, amplitude=amplitude, dtype=dtype)
 
 # ----------------------------------------------------------------------------------------------------
 # Philox-4x32-10 and the noise
@@ -102,12 +133,12 @@ def draw(table: DiscreteTable, u: torch.Tensor) -> torch.Tensor:
 
 
 def simulate_noise(coords: torch.Tensor, window_ids: torch.Tensor, *, shift: DiscreteTable,
-                   sigma_index: DiscreteTable, sigma_values: torch.Tensor, seed: int, epoch: int,
-                   offset: int = 0, size: int = 56):
-    """Noisy coordinates and per-frame input sigma for a batch of windows.
+                   sigma_index: DiscreteTable, seed: int, epoch: int, offset: int = 0, size: int = 56):
+    """Noisy coordinates and the index of each frame's input sigma, for a batch of windows.
 
-    coords (B, T, K, 2) int; window_ids (B,) int64 -> (noisy (B, T, K, 2) int32, sigma_in (B, T) float32)
-    noisy = clip(coords + shift + offset, 0, size - 1), one shift per window, frame, keypoint and axis.
+    coords (B, T, K, 2) int; window_ids (B,) int64 -> (noisy (B, T, K, 2) int32, sigma_idx (B, T) int64)
+    noisy = clip(coords + shift + offset, 0, size - 1), one shift per window, frame, keypoint and axis;
+    sigma_in = sigma_choices[sigma_idx].
     """
     B, T, K, _ = coords.shape
     dev = coords.device
@@ -118,21 +149,22 @@ def simulate_noise(coords: torch.Tensor, window_ids: torch.Tensor, *, shift: Dis
     r0, r1 = r0.expand(B, T, K + 1), r1.expand(B, T, K + 1)
     shifts = torch.stack([draw(shift, r0[..., 1:]), draw(shift, r1[..., 1:])], dim=-1)  # (B, T, K, 2)
     noisy = (coords.to(torch.int64) + shifts + offset).clamp(0, size - 1).to(torch.int32)
-    sigma_in = sigma_values.to(dev)[draw(sigma_index, r0[..., 0])]                     # (B, T)
-    return noisy, sigma_in.to(torch.float32)
+    return noisy, draw(sigma_index, r0[..., 0])
 
 
-def noisy_pair(coords, visible, window_ids, *, shift, sigma_index, sigma_values, seed, epoch, offset=0,
-               size=56, amplitude=255.0, dtype=torch.float32):
-    """(inputs, targets, noisy, sigma_in): inputs = render(noisy, sigma_in), targets = render(coords, 1)."""
-    noisy, sigma_in = simulate_noise(coords, window_ids, shift=shift, sigma_index=sigma_index,
-                                     sigma_values=sigma_values, seed=seed, epoch=epoch, offset=offset,
-                                     size=size)
-    K = coords.shape[2]
-    sig_in = sigma_in[..., None].expand(*sigma_in.shape, K)
-    inputs = render(noisy, visible, sig_in, amplitude=amplitude, size=size, dtype=dtype)
-    targets = render(coords, visible, torch.ones_like(sig_in), amplitude=amplitude, size=size, dtype=dtype)
-    return inputs, targets, noisy, sigma_in
+def noisy_pair(coords, visible, window_ids, *, shift, sigma_index, sigma_choices, seed, epoch, offset=0,
+               size=56, amplitude=255.0, dtype=torch.float32, targets=True):
+    """(inputs, targets, noisy, sigma_in): inputs = render(noisy, sigma_in), targets = render(coords, 1)
+    (None when targets=False). sigma_choices: a tuple of floats (float32 values)."""
+    noisy, idx = simulate_noise(coords, window_ids, shift=shift, sigma_index=sigma_index, seed=seed, epoch=epoch,
+                                offset=offset, size=size)
+    table = gaussian_profiles(tuple(sigma_choices) + (1.0,), size).to(coords.device)  # last row: sigma_out = 1
+    rows = idx[..., None].expand(visible.shape)                                      # (B, T, K)
+    kw = dict(amplitude=amplitude, dtype=dtype)
+    inputs = render_rows(noisy, visible, rows, table, **kw)
+    clean = render_rows(coords, visible, torch.full_like(rows, len(sigma_choices)), table, **kw) if targets else None
+    sigma_in = torch.tensor(sigma_choices, dtype=torch.float32, device=coords.device)[idx]
+    return inputs, clean, noisy, sigma_in
 
 # ----------------------------------------------------------------------------------------------------
 # Evaluation
@@ -183,8 +215,9 @@ def pck_thresholds(gt: torch.Tensor, visible: torch.Tensor, alphas, norm, torso)
     norm_sum () float64: sum of L over the frames counted; frames () int64: how many)."""
     L = pck_norm(gt, visible, norm, torso)
     framed = ~torch.isnan(L)
-    thr = torch.tensor(alphas, dtype=torch.float64, device=gt.device)[None, :] * torch.nan_to_num(L)[:, None]
-    return visible & framed[:, None], thr * thr, L[framed].sum(), framed.sum()
+    L = torch.nan_to_num(L)                                            # 0 where the frame is left out
+    thr = torch.stack([float(a) * L for a in alphas], dim=-1)          # (N, A), no upload of the alphas
+    return visible & framed[:, None], thr * thr, L.sum(), framed.sum()
 
 
 def pck_hits(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, thr2: torch.Tensor) -> torch.Tensor:

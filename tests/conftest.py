@@ -1,26 +1,40 @@
 """Shared test setup.
 
-TRITON_INTERPRET=1 must be set before triton or posedenoise is imported: it lets the Triton kernels run
-on CPU tensors (the interpreter), which is how they are tested on a machine without a GPU.
+Without a CUDA device, TRITON_INTERPRET=1 is set before triton or posedenoise is imported: the Triton kernels
+then run on CPU tensors (the interpreter), which is how they are tested on a machine without a GPU. With one,
+they run compiled, on CUDA tensors (tests/test_gpu.py), and the CPU tests use the C++ and torch backends.
 """
 import os
+import pathlib
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+import pytest
+import torch
 
-import pathlib  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 PENN_ACTION = SHARED / "data" / "penn_action"
 BRACE = SHARED / "data" / "brace"
 
+_NOTES = []
+
+
+def terminal_note(text: str) -> None:
+    """Printed at the end of the run, also under -q (e.g. the registers of the compiled Triton kernels)."""
+    _NOTES.append(text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for text in _NOTES:
+        terminalreporter.write_line(text)
+
 
 def backends_here():
-    """Every backend that can run on CPU tensors in this process."""
+    """Every backend that runs on CPU tensors in this process (Triton only under the interpreter)."""
     from posedenoise.ops import available_backends
-    return [b for b, ok in available_backends()["available"].items() if ok]
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    return [b for b, ok in available_backends()["available"].items() if ok and (b != "triton" or interpreted)]
 
 
 @pytest.fixture

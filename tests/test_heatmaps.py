@@ -76,7 +76,7 @@ def test_backends_agree_with_reference_on_random_batches(backend):
     s = torch.tensor(SIGMAS)[torch.randint(0, 5, (n,), generator=g)]
     ref = ops.render_heatmaps(c, v, s, backend="torch")
     out = ops.render_heatmaps(c, v, s, backend=backend)
-    torch.testing.assert_close(out, ref, rtol=2.0**-20, atol=1e-5)
+    assert torch.equal(out, ref)  # the same float32 profile factors, multiplied in the same order
     assert bool((out[~v] == 0).all())
 
 
@@ -95,7 +95,7 @@ def test_render_shapes_clipping_rounding_and_other_sigmas(backend):
 
 
 def test_non_default_size_and_amplitude_match_scipy():
-    for size in (1, 5, 17):
+    for size in (2, 5, 17):  # sigma <= size
         pts = [(0, 0), (size - 1, size // 2)]
         out = ops.render_heatmaps(torch.tensor(pts), torch.ones(2, dtype=torch.bool), 1.5, amplitude=3.0,
                                   size=size)
@@ -111,8 +111,6 @@ def test_gaussian_radius_is_scipys_int_4_sigma_plus_half():
 def test_cpp_kernel_releases_the_gil(monkeypatch):
     """While the kernel runs in one thread, this thread keeps running Python for most of the call; a kernel
     holding the GIL would let it run at most one switch interval (1 ms here)."""
-    c = torch.randint(0, 56, (4000, 2))
-    v = torch.ones(4000, dtype=torch.bool)
     state = {"in_call": False, "seen": 0}
     real = ops._CPP
 
@@ -136,9 +134,9 @@ def test_cpp_kernel_releases_the_gil(monkeypatch):
     torch.set_num_threads(1)
     sys.setswitchinterval(1e-3)
     try:
-        # Huge sigmas, a new one for every map, make every map cost O(r) exps: one call of ~0.1-0.5 s.
-        sigma = 300.0 + torch.arange(4000) * 0.01
-        th = threading.Thread(target=ops.render_heatmaps, args=(c, v, sigma), kwargs={"backend": "cpp"})
+        # 24,000 maps (300 MB) on one thread: one call of ~0.1-0.3 s.
+        c, v = torch.randint(0, 56, (24000, 2)), torch.ones(24000, dtype=torch.bool)
+        th = threading.Thread(target=ops.render_heatmaps, args=(c, v, 2.0), kwargs={"backend": "cpp"})
         th.start()
         while th.is_alive():  # the same work per iteration as the calibration loop
             state["seen"] += state["in_call"]
@@ -163,29 +161,3 @@ def test_install_without_a_compiler_falls_back_to_torch(tmp_path):
     assert "falls back to PyTorch" in out.stderr
     status = (tmp_path / "lib" / "posedenoise" / "_build_status.json").read_text()
     assert '"cpp": false' in status and "failed to build" in status
-
-
-HEATMAP_SIGNATURE = {
-    "coords_ptr": "*i32", "visible_ptr": "*i1", "sigma_ptr": "*fp32", "wid_ptr": "*i64",
-    "shift_thr_ptr": "*i32", "n_shift_thr": "i32", "shift_low": "i32", "sigma_thr_ptr": "*i32",
-    "n_sigma_thr": "i32", "sigma_values_ptr": "*fp32", "seed": "i64", "epoch": "i32", "offset": "i32",
-    "maps_ptr": "*fp32", "targets_ptr": "*fp32", "noisy_ptr": "*i32", "sigma_in_ptr": "*fp32",
-    "T": "i32", "K": "i32", "amplitude": "fp32",
-    "SIZE": "constexpr", "NOISE": "constexpr", "WRITE_MAPS": "constexpr", "BLOCK": "constexpr",
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("cc", [80, 90])
-@pytest.mark.parametrize("noise", [True, False])
-def test_triton_kernel_compiles_for_real_gpus_without_spills(cc, noise, record_property):
-    pytest.importorskip("triton")
-    from triton_build import compile_in_subprocess
-    rep = compile_in_subprocess("posedenoise.kernels.heatmaps", "_heatmap_kernel", HEATMAP_SIGNATURE,
-                                {"SIZE": 56, "NOISE": noise, "WRITE_MAPS": True, "BLOCK": 64}, cc)
-    record_property(f"sm_{cc}_registers", rep["registers"])
-    print(f"sm_{cc} noise={noise}: {rep}")
-    assert rep["local_bytes"] == 0 and rep["stack_bytes"] == 0, rep   # no spills
-    assert rep["registers"] <= 128, rep
-    # Coalesced 16-byte stores: every float of a 64x64 tile row-chunk goes out as st.global.v4.
-    assert rep["vector_stores"] >= 8 * (2 if noise else 1), rep

@@ -138,6 +138,10 @@ class Batches:
             raise ValueError(f"Batches: expected batch_size >= 1 and 0 <= rank < world, got batch_size={batch_size}, "
                              f"rank={rank}, world={world}")
         ids = data.split_ids(split)
+        # Checked here, on the host where the ids are born, once per epoch: the kernels take them unchecked
+        # (a check per step would be a device sync on a GPU).
+        if len(ids) and not (0 <= int(ids.min()) and int(ids.max()) < data.num_windows):
+            raise DataError(f"{split}: window ids outside [0, {data.num_windows})")
         if shuffle:
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             ids = ids[torch.randperm(len(ids), generator=g)]

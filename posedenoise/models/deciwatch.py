@@ -108,8 +108,8 @@ class DeciWatch(nn.Module):
             raise ValueError(f"deciwatch: input x (B, T, K, H, W) has shape {tuple(x.shape)}; the model was built "
                              f"for window={self.window}, num_keypoints={self.num_keypoints}, size={self.size}")
         scale = self.size - 1
-        with torch.no_grad():
-            xy = ops.heatmap_argmax(x) / scale                                      # (B, T, K, 2) in [0, 1]
+        with torch.no_grad():  # no NaN check (a device sync every step): the kernels rendered x
+            xy = ops.heatmap_argmax(x, check_nan=False) / scale                     # (B, T, K, 2) in [0, 1]
         seq = xy.reshape(B, T, 2 * K) * self.seen[None, :, None]                    # unseen frames zeroed
         ignore = (~self.seen)[None].expand(B, T)                                    # (B, T), True = masked key
         memory = self.encoder(self.denoise_in(seq) + self.pe, src_key_padding_mask=ignore)   # (B, T, d)
