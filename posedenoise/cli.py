@@ -25,6 +25,21 @@ def fail(prog: str, message: str) -> "typing.NoReturn":
     sys.exit(2)
 
 
+def warn(prog: str, message: str) -> None:
+    """One line on stderr for input that was used, but changed (e.g. clipped): the user should know."""
+    print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def device(prog: str, choice: str):
+    """--device auto | cpu | cuda -> torch.device; cuda without a CUDA device is a one-line error that says so
+    (rather than a failure further on, e.g. while loading a checkpoint onto it)."""
+    import torch  # here, not at the top: entry points import cli before torch (see passive_openmp)
+    if choice == "cuda" and not torch.cuda.is_available():
+        fail(prog, "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
+                   "use --device cpu or auto")
+    return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
+
+
 def _base_type(annotation):
     if isinstance(annotation, str):
         annotation = eval(annotation, vars(typing))  # annotations are strings under `from __future__`

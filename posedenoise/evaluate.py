@@ -14,9 +14,10 @@ import torch
 
 from . import cli, files
 from .data import DataError, open_data
-from .evaluation import SETUPS, evaluate, format_test_table, test_report
+from .evaluation import SETUPS, evaluate, fmt, format_test_table, test_report
 from .models import build
 
+PROG = "posedenoise.evaluate"
 
 @dataclass
 class EvaluateConfig:
@@ -30,17 +31,17 @@ class EvaluateConfig:
         "help": "JSON report path (default: evaluate-<split>.json beside the checkpoint's run)"})
 
 
-def load_checkpoint(path: str, device="cpu"):
-    """(state, path of the checkpoint) for a run directory or a checkpoint file; one-line errors."""
+def load_checkpoint(path: str, device="cpu", prog: str = PROG):
+    """(state, path of the checkpoint) for a run directory or a checkpoint file; one-line errors as `prog`."""
     ckpt = os.path.join(path, "checkpoints", "best.pt") if os.path.isdir(path) else path
     if not os.path.isfile(ckpt):
-        cli.fail("posedenoise.evaluate", f"{path}: expected a run directory with checkpoints/best.pt or a .pt file")
+        cli.fail(prog, f"{path}: expected a run directory with checkpoints/best.pt or a .pt file")
     try:
         state = torch.load(ckpt, map_location=device, weights_only=False)
     except Exception as e:  # truncated or foreign file
-        cli.fail("posedenoise.evaluate", f"{ckpt}: not a readable checkpoint ({type(e).__name__}: {e})")
+        cli.fail(prog, f"{ckpt}: not a readable checkpoint ({type(e).__name__}: {e})")
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        cli.fail("posedenoise.evaluate", f"{ckpt}: not a posedenoise checkpoint (expected keys 'config' and 'model')")
+        cli.fail(prog, f"{ckpt}: not a posedenoise checkpoint (expected keys 'config' and 'model')")
     return state, ckpt
 
 
@@ -52,9 +53,8 @@ def model_from_state(state, device):
 
 
 def main(argv=None):
-    cfg = cli.parse(EvaluateConfig, argv, "posedenoise.evaluate", __doc__.split("\n\n")[0], positional=("run",))
-    dev = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                       else "cpu")
+    cfg = cli.parse(EvaluateConfig, argv, PROG, __doc__.split("\n\n")[0], positional=("run",))
+    dev = cli.device(PROG, cfg.device)
     state, ckpt = load_checkpoint(cfg.run, dev)
     tc = state["config"]
     model = model_from_state(state, dev)
@@ -63,16 +63,17 @@ def main(argv=None):
         data = open_data(cfg.data or tc["data"], step=setup["step"], split=tc["split"], seed=tc["seed"],
                          num_windows=tc["num_windows"] if cfg.data is None else None)
     except DataError as e:
-        cli.fail("posedenoise.evaluate", f"--data: {e}")
+        cli.fail(PROG, f"--data: {e}")
     result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, k=tc["k"],
                       sigma_choices=setup["sigma_choices"], seed=tc["seed"], backend=tc.get("backend"))
-    report = test_report(tc["model"], tc["setup"], tc["k"], state.get("epoch"), result)
+    # A checkpoint counts epochs from 0; reports (metrics.jsonl, test.json) from 1.
+    epoch = state["epoch"] + 1 if state.get("epoch") is not None else None
+    report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result)
     report.update(checkpoint=ckpt, data=cfg.data or tc["data"], split=cfg.split)
     print(format_test_table(report))
     print("per keypoint group, PCK@0.2:")
     for g, v in report["per_group_pck"].items():
-        ident = report["identity_per_group_pck"][g]
-        print(f"  {g:9s} {v if v is None else round(v, 4)!s:>8}   identity {ident if ident is None else round(ident, 4)!s:>8}")
+        print(f"  {g:9s} {fmt(v):>8}   identity {fmt(report['identity_per_group_pck'][g]):>8}")
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt)))
     out = cfg.out or os.path.join(run_dir, f"evaluate-{cfg.split}.json")
     files.write_json(out, report)

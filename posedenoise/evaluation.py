@@ -115,16 +115,20 @@ def test_report(model: str, setup: int, k: float, best_epoch, test: dict) -> dic
     }
 
 
+def fmt(v: Optional[float], digits: int = 4) -> str:
+    """A metric for people: "n/a" where nothing was counted (None, e.g. PCK with no countable keypoint)."""
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
 def format_test_table(report: dict) -> str:
     """A Markdown table: PCK of the model and the identity baseline, and the threshold distances."""
     head = "| | " + " | ".join(f"PCK@{a:g}" for a in ALPHAS) + " |"
     rows = [head, "|---|" + "---|" * len(ALPHAS)]
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     rows.append(f"| {report['model']} | " + " | ".join(fmt(report["pck"][f"{a:g}"]) for a in ALPHAS) + " |")
     rows.append("| identity (noisy input) | " + " | ".join(fmt(report["identity_pck"][f"{a:g}"]) for a in ALPHAS) + " |")
-    rows.append("| mean threshold (px) | " + " | ".join(
-        "n/a" if report["mean_threshold_px"][f"{a:g}"] is None else f"{report['mean_threshold_px'][f'{a:g}']:.2f}"
-        for a in ALPHAS) + " |")
+    rows.append("| mean threshold (px) | " + " | ".join(fmt(report["mean_threshold_px"][f"{a:g}"], 2)
+                                                        for a in ALPHAS) + " |")
+    best = "n/a" if report["best_epoch"] is None else report["best_epoch"]
     title = (f"test: {report['model']}, setup {report['setup']}, k = {report['k']:g}, best epoch "
-             f"{report['best_epoch']}, {report['keypoints_counted']} keypoints counted")
+             f"{best}, {report['keypoints_counted']} keypoints counted")
     return title + "\n" + "\n".join(rows)
