@@ -1,15 +1,23 @@
 """Atomic file writes: a temporary file in the target's folder, flushed and fsynced, then os.replace.
 
 A reader (or a run resumed after a kill, SIGKILL included) sees either the old file or the new one, never
-a partial write.
+a partial write. A kill during a write leaves its temporary file behind (no cleanup runs under SIGKILL);
+sweep_temp_files removes those when the folder's owner starts again.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterable
+from typing import Any, Iterable, List
+
+# Temporary files are ".<target name>.<8 random characters>.tmp": mkstemp's random part is 8 characters
+# from [a-z0-9_]. The pattern matches only names that atomic_path makes, so sweeping never touches a
+# user's own *.tmp files.
+_TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX))
 
 
 @contextmanager
@@ -18,7 +26,7 @@ def atomic_path(path: str | os.PathLike):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX, dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -31,6 +39,23 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def sweep_temp_files(folder: str | os.PathLike) -> List[str]:
+    """Remove the temporary files that killed atomic writes left in `folder` (not its subfolders); returns
+    their paths. Call it only where no other process writes: when a run takes its directory over."""
+    folder = os.fspath(folder)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        if _TMP_NAME.fullmatch(name) and os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def write_text(path, text: str) -> None:

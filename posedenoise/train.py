@@ -7,7 +7,9 @@ rank renders its own share of each batch on its own device.
 
 Run directory: config.json, metrics.jsonl (one line per epoch), checkpoints/{last,best}.pt, test.json,
 and tensorboard/ when tensorboard is installed. Every file is written atomically; --resume continues from
-the last complete epoch and, on the CPU, ends with exactly the metrics of an uninterrupted run.
+the last complete epoch and, on the CPU, ends with exactly the metrics of an uninterrupted run (every field
+but the wall-clock `seconds` of the epochs). Progress: a bar on a terminal; otherwise (a batch job's log) a
+line on stderr every tenth of an epoch, at least once a minute, with the rate and the time left.
 """
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ import torch.distributed as dist
 
 from . import cli, files, ops
 from .data import Batches, DataError, open_data
-from .evaluation import SETUPS, evaluate, format_test_table, masked_mse, model_batch, overall_dict, test_report
+from .evaluation import SETUPS, evaluate, fmt, format_test_table, masked_mse, model_batch, overall_dict, test_report
 from .memory import keep_freed_memory
 from .models import MODELS, build
 
+PROG = "posedenoise.train"
 DEMO_EPOCHS = 8            # the synthetic demo's default maximum, sized for < 10 minutes on 2 CPU cores
 DEMO_WINDOWS = 3200        # windows of the demo (train/val/test 60/20/20)
 STUDY_EPOCHS = 50
@@ -92,11 +95,9 @@ def _distributed():
     return rank, world
 
 
-def _device(cfg: TrainConfig, rank: int) -> torch.device:
-    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            cli.fail("posedenoise.train", "--device cuda: no CUDA device is available")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+def _device(cfg: TrainConfig) -> torch.device:
+    if cli.device(PROG, cfg.device).type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))   # torchrun: one GPU per rank
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return torch.device("cpu")
@@ -111,24 +112,29 @@ def _state(cfg, model, opt, sched, epoch, best, since_best, history):
 def train(cfg: TrainConfig) -> dict:
     rank, world = _distributed()
     main_rank = rank == 0
-    dev = _device(cfg, rank)
+    dev = _device(cfg)
     keep_freed_memory()
     ckpt_dir = os.path.join(cfg.out, "checkpoints")
     last_path, best_path = os.path.join(ckpt_dir, "last.pt"), os.path.join(ckpt_dir, "best.pt")
     if cfg.resume and not os.path.exists(last_path):
-        cli.fail("posedenoise.train", f"--resume: no checkpoint at {last_path}")
+        cli.fail(PROG, f"--resume: no checkpoint at {last_path}")
     if not cfg.resume and os.path.exists(last_path):
-        cli.fail("posedenoise.train", f"{cfg.out} already holds a run; pass --resume to continue it or choose "
-                                      "another --out")
+        cli.fail(PROG, f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out")
 
     try:
         data = open_data(cfg.data, step=SETUPS[cfg.setup]["step"], split=cfg.split, seed=cfg.seed,
                          num_windows=cfg.num_windows)
     except DataError as e:
-        cli.fail("posedenoise.train", f"--data: {e}")
+        cli.fail(PROG, f"--data: {e}")
     torch.manual_seed(cfg.seed)
     model = build(cfg.model).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
+    n_train = len(data.split_ids("train"))
+    if params and n_train < cfg.batch_size:
+        # Only full batches are trained (drop_last): this run would take no optimisation step at all.
+        cli.fail(PROG, f"--batch-size {cfg.batch_size}: the train split has only {n_train} windows, fewer than "
+                       "one batch, so no optimisation step would run; lower --batch-size or use more windows "
+                       "(--num-windows)")
     opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
     # threshold=0: "a new lowest validation loss" is any decrease, as in the study.
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=cfg.patience, threshold=0.0) \
@@ -147,11 +153,15 @@ def train(cfg: TrainConfig) -> dict:
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
     if main_rank:
+        for folder in (cfg.out, ckpt_dir):   # temporaries of writes killed in an earlier run of this directory
+            for path in files.sweep_temp_files(folder):
+                print(f"removed {path}, left by an interrupted write", file=sys.stderr)
         files.write_json(os.path.join(cfg.out, "config.json"), dataclasses.asdict(cfg) | {"data_summary": data.summary()})
         files.write_jsonl(os.path.join(cfg.out, "metrics.jsonl"), history)  # drops a partly logged epoch
     writer = _tensorboard(cfg.out) if main_rank else None
     noise = dict(k=cfg.k, sigma_choices=SETUPS[cfg.setup]["sigma_choices"], seed=cfg.seed, backend=cfg.backend)
-    show = main_rank and not cfg.quiet and sys.stderr.isatty()
+    show = main_rank and not cfg.quiet and sys.stderr.isatty()    # progress bars, else progress lines
+    progress = None if not main_rank or cfg.quiet else "bar" if show else "lines"
 
     epoch = start
     for epoch in range(start, cfg.epochs):
@@ -159,18 +169,21 @@ def train(cfg: TrainConfig) -> dict:
             break
         t0 = time.time()
         net.train()
-        total, n = 0.0, 0
+        # The loss sum stays on the device: reading it (.item()) would wait for the GPU after every step.
+        # float64, as the Python float sum it replaces (resumed runs still match earlier ones to the bit).
+        total, n = torch.zeros((), dtype=torch.float64, device=dev), 0
         batches = Batches(data, "train", cfg.batch_size, dev, epoch=epoch, seed=cfg.seed, shuffle=True,
                           drop_last=True, rank=rank, world=world)
-        for coords, visible, wid in _progress(batches, show, f"epoch {epoch + 1}/{cfg.epochs}"):
+        meter = _Progress(len(batches), progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        for coords, visible, wid in batches:
             x, y = model_batch(coords, visible, wid, model.output_kind, epoch=epoch, **noise)  # (B, T, K, 56, 56)
             loss = masked_mse(net(x), y, coords, visible, model.output_kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, n = total + loss.item(), n + 1
-            if show:
-                batches.progress.set_postfix(loss=f"{total / n:.4f}")
+            total, n = total + loss.detach(), n + 1
+            meter.step(total, n)
+        meter.close()
         train_loss = _mean_over_ranks(total, n, dev, world)
         val = evaluate(net, model.output_kind, data, "val", dev, batch_size=cfg.batch_size, rank=rank, world=world,
                        show=show, **noise)
@@ -191,7 +204,7 @@ def train(cfg: TrainConfig) -> dict:
             files.write_jsonl(os.path.join(cfg.out, "metrics.jsonl"), history)
             _log(writer, row)
             print(f"epoch {epoch + 1}: train {train_loss:.4f}  val {val['loss']:.4f}  "
-                  f"val PCK@0.2 {row['val_pck']['0.2']:.3f} (identity {row['val_identity_pck']['0.2']:.3f})  "
+                  f"val PCK@0.2 {fmt(row['val_pck']['0.2'], 3)} (identity {fmt(row['val_identity_pck']['0.2'], 3)})  "
                   f"lr {lr_before:.0e}{'  -> reduced' if row['lr_reduced'] else ''}  {row['seconds']:.0f}s", flush=True)
 
     # Test the checkpoint with the lowest validation loss.
@@ -215,20 +228,59 @@ def train(cfg: TrainConfig) -> dict:
     return report
 
 
-def _mean_over_ranks(total, n, dev, world):
+def _mean_over_ranks(total: torch.Tensor, n: int, dev, world: int) -> float:
+    """Mean train loss of the epoch over all ranks' steps; total is the loss sum on the device."""
+    t = torch.stack([total, torch.tensor(float(n), dtype=torch.float64, device=dev)])
     if world > 1:
-        t = torch.tensor([total, n], dtype=torch.float64, device=dev)
         dist.all_reduce(t)
-        total, n = t.tolist()
+    total, n = t.tolist()
     return total / max(n, 1)
 
 
-def _progress(batches, show, desc):
-    if not show:
-        return batches
-    from tqdm import tqdm
-    batches.progress = tqdm(batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
-    return batches.progress
+class _Progress:
+    """Progress of one training epoch of `num_batches`. mode "bar": a tqdm bar (a terminal); "lines": a line
+    on stderr every tenth of the epoch, at least once a minute, and at its end (a log, where a bar is not
+    shown); None: nothing. The running loss is read from the device, a sync, only when it is shown."""
+
+    def __init__(self, num_batches: int, mode: Optional[str], desc: str):
+        self.num_batches, self.mode, self.desc = num_batches, mode, desc
+        # A bar shows a fresh loss every second; lines come every tenth of the epoch or every minute.
+        self.every, self.seconds = (num_batches, 1.0) if mode == "bar" else (max(1, math.ceil(num_batches / 10)), 60.0)
+        self.bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+            self.bar = tqdm(total=num_batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+        self.start = self.shown = time.time()
+
+    def step(self, total: torch.Tensor, n: int) -> None:
+        """After the n-th batch, with the loss sum of the batches so far (on the device)."""
+        if self.mode is None:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+        now = time.time()
+        if n % self.every and n != self.num_batches and now - self.shown < self.seconds:
+            return
+        self.shown = now
+        loss = total.item() / n
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+            return
+        rate = n / max(now - self.start, 1e-9)
+        left = f"ETA {_duration((self.num_batches - n) / rate)}" if n < self.num_batches else \
+            f"took {_duration(now - self.start)}"
+        print(f"{self.desc}: batch {n}/{self.num_batches}, loss {loss:.4f}, {rate:.2f} batch/s, {left}",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    """12s, 3m05s, 2h07m."""
+    s = round(seconds)
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _tensorboard(out):
@@ -246,7 +298,8 @@ def _log(writer, row):
     for key in ("train_loss", "val_loss", "lr"):
         writer.add_scalar(key, row[key], step)
     for a, v in row["val_pck"].items():
-        writer.add_scalar(f"val_pck@{a}", v, step)
+        if v is not None:   # None: no keypoint of the split could be counted
+            writer.add_scalar(f"val_pck@{a}", v, step)
     writer.flush()
 
 

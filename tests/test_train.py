@@ -124,7 +124,10 @@ def test_evaluate_and_denoise_on_the_tiny_checkpoint(tiny_run, tmp_path):
     r = run("posedenoise.evaluate", str(out), "--out", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr
     e = json.loads((tmp_path / "e.json").read_text())
-    assert e["pck"] == json.loads((out / "test.json").read_text())["pck"]   # same split, same fixed noise
+    test = json.loads((out / "test.json").read_text())
+    assert e["pck"] == test["pck"]   # same split, same fixed noise
+    best = min(read_jsonl(out / "metrics.jsonl"), key=lambda row: row["val_loss"])["epoch"]   # 1-based
+    assert e["best_epoch"] == test["best_epoch"] == best and f"best epoch {best}," in r.stdout
     kp = np.random.default_rng(0).integers(0, 56, (3, 25, 2)).astype(np.float32)   # shorter than a window
     np.save(tmp_path / "kp.npy", kp)
     r = run("posedenoise.denoise", str(out), str(tmp_path / "kp.npy"), str(tmp_path / "d.npz"))
@@ -182,3 +185,102 @@ def test_model_batch_skips_targets_only_for_coordinate_models(backend):
     x_coord, y_coord = model_batch(coords, visible, wid, "coords", **kw)
     assert torch.equal(x_heat, x_pair) and torch.equal(y_heat, y_pair)
     assert torch.equal(x_coord, x_pair) and y_coord is None
+
+
+def tiny_config(tmp_path, **kw):
+    return train_mod.TrainConfig(**{"epochs": 1, "out": str(tmp_path / "r"), "num_windows": 40, "batch_size": 4,
+                                    "quiet": True} | kw)
+
+
+def test_validation_without_countable_keypoints_prints_na_and_resumes(tmp_path, capsys):
+    """No hip is ever visible: the torso length (shoulder to hip) is undefined in every frame, so no keypoint
+    of any split can be counted for PCK. Training must still finish, print n/a, and resume."""
+    from posedenoise.data import save_cache, synthetic_cache
+    from posedenoise.layout import POSE25
+    cache = synthetic_cache(num_videos=12)
+    cache.visible[:, [POSE25.index("left_hip"), POSE25.index("right_hip")]] = False
+    save_cache(cache, str(tmp_path / "nohips.npz"))
+    cfg = tiny_config(tmp_path, data=str(tmp_path / "nohips.npz"))
+    report = train_mod.train(cfg)
+    out = capsys.readouterr().out
+    row = read_jsonl(tmp_path / "r" / "metrics.jsonl")[0]
+    assert row["val_pck"] == {"0.05": None, "0.1": None, "0.2": None}
+    assert "val PCK@0.2 n/a (identity n/a)" in out and report["keypoints_counted"] == 0
+    train_mod.train(tiny_config(tmp_path, data=cfg.data, epochs=2, resume=True))
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [1, 2]
+    assert "epoch 2: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("num_windows,batch_size,train_windows", [(5, 16, 3), (40, 100000, 24)])
+def test_a_train_split_smaller_than_a_batch_is_refused(num_windows, batch_size, train_windows, tmp_path, capsys):
+    """drop_last trains only full batches: fewer train windows than --batch-size means no step at all.
+    (60% of --num-windows are train windows: 3 of 5, 24 of 40.)"""
+    with pytest.raises(SystemExit) as e:
+        train_mod.train(tiny_config(tmp_path, num_windows=num_windows, batch_size=batch_size))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert f"--batch-size {batch_size}" in err and f"only {train_windows} windows" in err, err
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_progress_lines_off_a_terminal_read_the_loss_only_when_shown(tmp_path, capsys, monkeypatch):
+    """stderr is not a terminal here (captured): one progress line per tenth of the epoch, with rate and ETA.
+    Reading the loss from the device is a sync; it may happen only for those lines, never once per step.
+    (Adam reads its step counters, which live on the host, inside opt.step: those are not counted.)"""
+    reads, in_loop, in_adam = [], [False], [False]
+    real_item, real_mse, real_eval = torch.Tensor.item, train_mod.masked_mse, train_mod.evaluate
+    real_step = torch.optim.Adam.step
+
+    def item(t):
+        if in_loop[0] and not in_adam[0]:
+            reads.append(t.dtype)
+        return real_item(t)
+
+    def step(self, *a, **kw):
+        in_adam[0] = True
+        try:
+            return real_step(self, *a, **kw)
+        finally:
+            in_adam[0] = False
+
+    def mse(*a, **kw):           # a training step has started
+        in_loop[0] = True
+        return real_mse(*a, **kw)
+
+    def evaluate(*a, **kw):      # the training loop of the epoch is over
+        in_loop[0] = False
+        return real_eval(*a, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "item", item)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(train_mod, "masked_mse", mse)
+    monkeypatch.setattr(train_mod, "evaluate", evaluate)
+    train_mod.train(tiny_config(tmp_path, quiet=False, num_windows=200, epochs=1))   # 120 train windows: 30 batches
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("epoch 1/1: batch ")]
+    assert [int(line.split("batch ")[1].split("/")[0]) for line in lines] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+    assert all("batch/s" in line for line in lines) and "ETA" in lines[0] and "ETA" not in lines[-1]
+    row = read_jsonl(tmp_path / "r" / "metrics.jsonl")[0]
+    assert f"loss {row['train_loss']:.4f}" in lines[-1]
+    assert len(reads) == len(lines), "the training loop read a value from the device outside progress lines"
+    reads.clear()
+    train_mod.train(tiny_config(tmp_path, out=str(tmp_path / "q"), num_windows=200, quiet=True))
+    assert reads == [] and "batch/s" not in capsys.readouterr().err
+
+
+def test_temporary_files_of_killed_writes_are_swept_on_the_next_run(tmp_path):
+    """A process killed inside an atomic write leaves its temporary file; the next run of that directory
+    removes it, and nothing else."""
+    out = tmp_path / "r"
+    ckpts = out / "checkpoints"
+    for target in (out / "metrics.jsonl", ckpts / "last.pt"):
+        code = ("import os, sys; from posedenoise import files\n"
+                "with files.atomic_path(sys.argv[1]) as tmp:\n"
+                "    open(tmp, 'w').write('partial'); os._exit(9)\n")
+        assert subprocess.run([sys.executable, "-c", code, str(target)]).returncode == 9
+    orphans = sorted(p.name for p in out.glob(".*.tmp")) + sorted(p.name for p in ckpts.glob(".*.tmp"))
+    assert len(orphans) == 2 and orphans[0].startswith(".metrics.jsonl.") and orphans[1].startswith(".last.pt.")
+    for mine in (out / "notes.tmp", out / ".notes.tmp", ckpts / "keep.tmp"):   # not the project's naming
+        mine.write_text("mine")
+    train_mod.train(tiny_config(tmp_path))
+    assert sorted(p.name for p in out.rglob("*.tmp")) == [".notes.tmp", "keep.tmp", "notes.tmp"]
