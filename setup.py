@@ -86,6 +86,7 @@ setup(
         "numpy>=1.23",
         "scipy>=1.9",
         "tqdm>=4.60",
+        "matplotlib>=3.5",  # `experiments report` draws Figure 1, the point of the report
         "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
     ],
     extras_require={

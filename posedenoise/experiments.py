@@ -209,19 +209,26 @@ def render_tables(grid) -> Dict[str, str]:
     return {"md": "\n".join(md), "csv": buf.getvalue(), "tex": "\n".join(tex)}
 
 
-def figure(grid, path_png: str, path_pdf: str) -> int:
-    """Figure 1: one row per architecture; train loss, val loss, val PCK@0.2 per epoch. Returns the number of axes."""
+def draw_figure(grid):
+    """Figure 1 as a matplotlib Figure: one row per architecture; train loss, val loss, val PCK@0.2 per epoch.
+
+    Every point has a marker (a run of one epoch is one point, invisible as a bare line); epochs are whole
+    numbers on the axis; one legend for the whole figure, below the panels, so it covers no curve."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(len(GRID_MODELS), 3, figsize=(15, 3.2 * len(GRID_MODELS)), squeeze=False)
-    colors = {f"{k}.{s}": plt.cm.tab10(i) for i, (k, s) in enumerate((k, s) for k in KS for s in SETUP_IDS)}
+    names = [f"{k}.{s}" for k in KS for s in SETUP_IDS]
+    colors = {name: plt.cm.tab10(i) for i, name in enumerate(names)}
+    shown = set()
     for r, model in enumerate(GRID_MODELS):
         for c, (key, label) in enumerate((("train_loss", "train loss"), ("val_loss", "validation loss"),
                                           ("val_pck", "validation PCK@0.2"))):
             ax = axes[r][c]
-            drawn = False
+            epochs = []
             for k in KS:
                 for s in SETUP_IDS:
                     rows = (grid.get((model, k, s)) or {}).get("metrics") or []
@@ -229,29 +236,49 @@ def figure(grid, path_png: str, path_pdf: str) -> int:
                         continue
                     name = f"{k}.{s}"
                     ep = [row["epoch"] for row in rows]
-                    val = [row[key]["0.2"] if key == "val_pck" else row[key] for row in rows]
-                    ax.plot(ep, val, color=colors[name], label=name, lw=1.5)
+                    epochs += ep
+                    # None (nothing counted) becomes NaN: a gap in the line
+                    val = [_nan((row[key] or {}).get("0.2") if key == "val_pck" else row[key]) for row in rows]
+                    ax.plot(ep, val, color=colors[name], lw=1.5, marker="o", ms=3)
                     red = [(e, v) for e, v, row in zip(ep, val, rows) if row.get("lr_reduced")]
                     if red:
-                        ax.plot(*zip(*red), "o", color=colors[name], ms=5)
+                        ax.plot(*zip(*red), "o", color=colors[name], ms=9, mfc="none", mew=1.5)
                     if key == "val_pck":
-                        ident = [row["val_identity_pck"]["0.2"] for row in rows]
-                        ax.plot(ep, ident, "--", color=colors[name], lw=1, alpha=0.8)
-                    drawn = True
-            if drawn and key != "val_pck":
-                vals = [v for line in ax.get_lines() for v in line.get_ydata() if v and v > 0]
+                        ident = [_nan((row.get("val_identity_pck") or {}).get("0.2")) for row in rows]
+                        ax.plot(ep, ident, "--", color=colors[name], lw=1, alpha=0.8, marker="_", ms=8)
+                    shown.add(name)
+            if epochs and key != "val_pck":
+                vals = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
                 if vals and max(vals) / min(vals) > 20:
                     ax.set_yscale("log")
-            if not drawn:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))   # whole epochs
+            if epochs:   # half an epoch of room at each end (one epoch: its points in the middle)
+                ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+            else:
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.set_title(f"{model}: {label}", fontsize=10)
             ax.grid(alpha=0.3)
-            if drawn and c == 2:
-                ax.legend(fontsize=7, title="k.setup (dashed: identity; dot: lr reduced)", title_fontsize=7,
-                          ncol=2, loc="lower right")
-    fig.tight_layout()
+    handles = [Line2D([], [], color=colors[n], lw=1.5, marker="o", ms=3, label=f"k.setup {n}") for n in names
+               if n in shown]
+    handles += [Line2D([], [], color="gray", ls="--", lw=1, marker="_", ms=8, label="identity (noisy input)"),
+                Line2D([], [], color="gray", ls="", marker="o", ms=9, mfc="none", mew=1.5, label="lr reduced")]
+    rows_of_legend = 1 if len(handles) <= 9 else 2
+    fig.legend(handles=handles, loc="lower center", ncol=math.ceil(len(handles) / rows_of_legend), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.03 * rows_of_legend, 1, 1))   # leave the bottom strip to the legend
+    return fig
+
+
+def _nan(v):
+    return math.nan if v is None else v
+
+
+def figure(grid, path_png: str, path_pdf: str) -> int:
+    """Draw Figure 1 into path_png and path_pdf. Returns the number of axes."""
+    fig = draw_figure(grid)
+    import matplotlib.pyplot as plt
     for path in (path_png, path_pdf):
         with files.atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=os.path.splitext(path)[1][1:])

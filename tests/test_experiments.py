@@ -14,7 +14,7 @@ def fake_run(root, model, k, setup, pck, identity, groups, best_epoch=3, epochs=
     os.makedirs(d)
     with open(os.path.join(d, "metrics.jsonl"), "w") as f:
         for e in range(epochs):
-            f.write(json.dumps({"epoch": e, "train_loss": 10.0 / (e + 1), "val_loss": 12.0 / (e + 1),
+            f.write(json.dumps({"epoch": e + 1, "train_loss": 10.0 / (e + 1), "val_loss": 12.0 / (e + 1),
                                 "val_pck": {"0.05": 0.1, "0.1": 0.3, "0.2": 0.5 + e / 100},
                                 "val_identity_pck": {"0.05": 0.05, "0.1": 0.2, "0.2": 0.4},
                                 "lr": 1e-3, "lr_reduced": e == 2, "best": True, "seconds": 1.0}) + "\n")
@@ -113,3 +113,30 @@ def test_run_rejects_flags_the_grid_sets(grid, capsys):
     with pytest.raises(SystemExit) as e:
         ex.main(["run", "--out", str(grid), "--model", "conv3d"])
     assert e.value.code == 2 and "--model is set per cell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("epochs", [1, 10])
+def test_figure_shows_every_point_on_whole_epochs_and_the_legend_covers_no_panel(tmp_path, epochs):
+    """A run of one epoch is a single point per curve: it must still be visible (a marker). Epoch ticks are
+    whole numbers. The legend sits outside every panel, so it cannot hide the dashed identity line."""
+    for model, k, s in [("conv3d", 1, 1), ("conv3d", 2, 3), ("deciwatch", 1, 2)]:
+        fake_run(tmp_path, model, k, s, (0.3, 0.6, 0.9), (0.1, 0.3, 0.5), [0.5] * 8, epochs=epochs)
+    fig = ex.draw_figure(ex.load_grid(str(tmp_path)))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    data_lines = [line for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata())]
+    assert len(data_lines) >= 3 * 3 + 3                  # 3 runs x 3 panels + 3 identity lines
+    for line in data_lines:
+        assert line.get_marker() not in (None, "None", "", " ", "none"), line
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+    import matplotlib.pyplot as plt
+    plt.close(fig)
