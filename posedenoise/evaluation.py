@@ -27,15 +27,13 @@ EVAL_EPOCH = 0  # validation and test noise is fixed, so curves compare across e
 
 def model_batch(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, output_kind: str, *,
                 k: float, sigma_choices, seed: int, epoch: int, backend=None):
-    """(x, y) of a batch of windows: the noisy input heatmaps, and the clean target heatmaps where the model
-    outputs heatmaps. Coordinate models (DeciWatch) are scored against the clean coordinates, so their y is
-    None: rendering it would be half of the data path for nothing (data path measured on a 2-core CPU: 6.9%
-    of a DeciWatch step with targets, 3.9-4.4% without)."""
-    noise = dict(k=k, sigma_choices=sigma_choices, seed=seed, epoch=epoch, backend=backend)
-    if output_kind == "coords":
-        noisy, sigma_in = ops.simulate_noise(coords, visible, window_ids, **noise)
-        return ops.render_heatmaps(noisy, visible, sigma_in[..., None], backend=backend), None
-    return ops.noisy_pair(coords, visible, window_ids, **noise)
+    """(x, y) of a batch of windows, in one fused launch: the noisy input heatmaps, and the clean target
+    heatmaps where the model outputs heatmaps. Coordinate models (DeciWatch) are scored against the clean
+    coordinates, so their y is None: rendering it would be half of the data path for nothing (data path
+    measured on a 2-core CPU: 6.9% of a DeciWatch step with targets, 3.9-4.4% without). No host round trip:
+    the tables are on the device already, and values were checked where the batch was born (Batches)."""
+    return ops.noisy_pair(coords, visible, window_ids, k=k, sigma_choices=sigma_choices, seed=seed, epoch=epoch,
+                          targets=output_kind != "coords", backend=backend)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, coords: torch.Tensor, visible: torch.Tensor,
@@ -70,8 +68,9 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
     split's fixed noise (epoch EVAL_EPOCH). Under DDP each rank evaluates its share; sums are all-reduced.
     -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
     net.eval()
-    loss_sum, n_el = 0.0, 0
-    model_pck, identity_pck = PCKResult.zeros(ALPHAS, len(POSE25)), PCKResult.zeros(ALPHAS, len(POSE25))
+    # Sums stay on the device and are read once, after the loop: no sync per batch.
+    loss_sum, n_el = torch.zeros((), dtype=torch.float64, device=dev), 0
+    model_pck, identity_pck = PCKResult.zeros(ALPHAS, len(POSE25), dev), PCKResult.zeros(ALPHAS, len(POSE25), dev)
     batches = Batches(data, split, batch_size, dev, epoch=EVAL_EPOCH, seed=seed, shuffle=False, drop_last=False,
                       rank=rank, world=world)
     if show:
@@ -82,7 +81,7 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
                            epoch=EVAL_EPOCH, backend=backend)
         out = net(x)
         loss = masked_mse(out, y, coords, visible, output_kind)
-        loss_sum, n_el = loss_sum + float(loss) * out.numel(), n_el + out.numel()
+        loss_sum, n_el = loss_sum + loss.detach().double() * out.numel(), n_el + out.numel()
         gt = coords.to(torch.float32)
         if output_kind == "coords":
             p = ops.pck(out, gt, visible, alphas=ALPHAS)
@@ -92,11 +91,11 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
         model_pck, identity_pck = model_pck + p, identity_pck + i
     if world > 1:
         import torch.distributed as dist
-        t = torch.tensor([loss_sum, n_el], dtype=torch.float64, device=dev)
+        t = torch.stack([loss_sum, torch.tensor(float(n_el), dtype=torch.float64, device=dev)])
         dist.all_reduce(t)
-        loss_sum, n_el = t.tolist()
+        loss_sum, n_el = t[0], int(t[1])
         model_pck, identity_pck = model_pck.all_reduce(), identity_pck.all_reduce()
-    return {"loss": loss_sum / max(n_el, 1), "pck": model_pck, "identity": identity_pck}
+    return {"loss": float(loss_sum) / max(n_el, 1), "pck": model_pck.cpu(), "identity": identity_pck.cpu()}
 
 
 def test_report(model: str, setup: int, k: float, best_epoch, test: dict) -> dict:
