@@ -53,6 +53,8 @@ def test_the_launches_are_specialised_as_a_real_launch_would(launches, cc):
     assert not any({"seed", "epoch"} & (set(r["constants"]) | set(r["divisible_16"])) for r in heat)
     dtypes = {r["signature"]["maps_ptr"] for r in heat}
     assert dtypes == {"*fp32", "*fp16", "*bf16"}, dtypes
+    modes = {(r["constants"]["NOISE"], r["constants"]["INPUTS"], r["constants"]["TARGETS"]) for r in heat}
+    assert modes == {(False, True, False), (True, False, False), (True, True, False), (True, True, True)}, modes
 
 
 @pytest.mark.parametrize("cc", CCS)
@@ -67,8 +69,7 @@ def test_maps_are_written_with_16_byte_stores(launches, cc):
     for r in launches[cc][0]:
         if r["kernel"] != "_heatmap_kernel":
             continue
-        maps = int(r["constants"].get("INPUTS", True)) + int(r["constants"].get("TARGETS", not r["constants"]
-                                                                                  .get("NOISE", True)))
+        maps = int(r["constants"]["INPUTS"]) + int(r["constants"]["TARGETS"])     # maps each program writes
         wide = [b for b in r["store_bytes"] if b > 4]
         # all map stores are 16 bytes; the only narrow ones are the noisy (x, y) and sigma_in (pair mode)
         assert set(wide) <= {16} and len(r["store_bytes"]) - len(wide) <= 3, r

@@ -142,7 +142,18 @@ def launches():
         return lambda: ops.noisy_pair(c, v, w, k=1.0, sigma_choices=SETUPS[1]["sigma_choices"], seed=seed,
                                       epoch=epoch, dtype=dtype, backend="triton")
 
+    def noise_only(B, T, K, seed, epoch):
+        c, v, w = batch(B, T, K)
+        return lambda: ops.simulate_noise(c, v, w, k=1.0, sigma_choices=SETUPS[1]["sigma_choices"], seed=seed,
+                                          epoch=epoch, backend="triton")
+
     out = []
+    for seed in SEEDS:
+        for epoch in EPOCHS:
+            out.append((f"simulate_noise seed={seed} epoch={epoch}", noise_only(16, 5, 25, seed, epoch)))
+    for B in BATCH_SIZES:
+        for T, K in SHAPES:
+            out.append((f"simulate_noise B={B} T={T} K={K}", noise_only(B, T, K, 1, 1)))
     for kind in ("heatmaps", "coords"):
         for seed in SEEDS:
             for epoch in EPOCHS:
