@@ -7,9 +7,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from typing import Any, Optional, Sequence
+
+
+# How PyTorch's OpenMP threads wait for work between parallel regions. libgomp's default spins for a while
+# first: fastest on an idle machine, but once other processes want the cores the spinning burns the time
+# slices that the working threads need. Measured on 2 cores (1 epoch of synthetic data; README "Threads"):
+# DeciWatch idle 4.4 s spinning, 9.5 s PASSIVE; beside busy processes 16-85 s spinning, 6-16 s PASSIVE;
+# conv3d alike either way. PASSIVE bounds the worst case. A value the user set wins.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
+def openmp_wait_policy() -> None:
+    """Entry points call this before importing torch: libgomp reads OMP_WAIT_POLICY once, when torch loads it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -28,9 +28,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from . import cli
+if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
+    cli.openmp_wait_policy()
+
 import torch
 
-from . import cli, files, ops
+from . import files, ops
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 

@@ -10,9 +10,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import cli
+if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
+    cli.openmp_wait_policy()
+
 import torch
 
-from . import cli, files
+from . import files
 from .data import DataError, open_data
 from .evaluation import SETUPS, evaluate, fmt, format_test_table, test_report
 from .models import build

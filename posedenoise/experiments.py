@@ -21,7 +21,11 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from . import cli, files
+from . import cli
+if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
+    cli.openmp_wait_policy()
+
+from . import files
 from .evaluation import ALPHAS
 
 GRID_MODELS = ("conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat")
@@ -239,7 +243,7 @@ def draw_figure(grid):
                     epochs += ep
                     # None (nothing counted) becomes NaN: a gap in the line
                     val = [_nan((row[key] or {}).get("0.2") if key == "val_pck" else row[key]) for row in rows]
-                    ax.plot(ep, val, color=colors[name], lw=1.5, marker="o", ms=3)
+                    ax.plot(ep, val, color=colors[name], lw=1.5, marker="o", ms=4)
                     red = [(e, v) for e, v, row in zip(ep, val, rows) if row.get("lr_reduced")]
                     if red:
                         ax.plot(*zip(*red), "o", color=colors[name], ms=9, mfc="none", mew=1.5)
@@ -256,11 +260,13 @@ def draw_figure(grid):
                 ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
             else:
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
+                ax.set_xticks([])   # no epochs to show: 0 and 1 would read as data
+                ax.set_yticks([])
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.set_title(f"{model}: {label}", fontsize=10)
             ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colors[n], lw=1.5, marker="o", ms=3, label=f"k.setup {n}") for n in names
+    handles = [Line2D([], [], color=colors[n], lw=1.5, marker="o", ms=4, label=f"k.setup {n}") for n in names
                if n in shown]
     handles += [Line2D([], [], color="gray", ls="--", lw=1, marker="_", ms=8, label="identity (noisy input)"),
                 Line2D([], [], color="gray", ls="", marker="o", ms=9, mfc="none", mew=1.5, label="lr reduced")]

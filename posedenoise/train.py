@@ -21,10 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import cli
+if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
+    cli.openmp_wait_policy()
+
 import torch
 import torch.distributed as dist
 
-from . import cli, files, ops
+from . import files, ops
 from .data import Batches, DataError, open_data
 from .evaluation import SETUPS, evaluate, fmt, format_test_table, masked_mse, model_batch, overall_dict, test_report
 from .memory import keep_freed_memory

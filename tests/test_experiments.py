@@ -131,7 +131,9 @@ def test_figure_shows_every_point_on_whole_epochs_and_the_legend_covers_no_panel
     for ax in fig.axes:
         lo, hi = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
-        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+        assert all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+        if ax.get_lines():                                # a panel with runs shows its epochs
+            assert ticks, ax.get_title()
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     assert legends
     for legend in legends:

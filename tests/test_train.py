@@ -255,7 +255,8 @@ def test_progress_lines_off_a_terminal_read_the_loss_only_when_shown(tmp_path, c
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     monkeypatch.setattr(train_mod, "masked_mse", mse)
     monkeypatch.setattr(train_mod, "evaluate", evaluate)
-    train_mod.train(tiny_config(tmp_path, quiet=False, num_windows=200, epochs=1))   # 120 train windows: 30 batches
+    # 120 train windows: 30 batches; DeciWatch for speed (its steps are the shortest)
+    train_mod.train(tiny_config(tmp_path, model="deciwatch", quiet=False, num_windows=200))
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("epoch 1/1: batch ")]
     assert [int(line.split("batch ")[1].split("/")[0]) for line in lines] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
@@ -264,7 +265,7 @@ def test_progress_lines_off_a_terminal_read_the_loss_only_when_shown(tmp_path, c
     assert f"loss {row['train_loss']:.4f}" in lines[-1]
     assert len(reads) == len(lines), "the training loop read a value from the device outside progress lines"
     reads.clear()
-    train_mod.train(tiny_config(tmp_path, out=str(tmp_path / "q"), num_windows=200, quiet=True))
+    train_mod.train(tiny_config(tmp_path, model="deciwatch", out=str(tmp_path / "q"), quiet=True))
     assert reads == [] and "batch/s" not in capsys.readouterr().err
 
 
@@ -284,3 +285,28 @@ def test_temporary_files_of_killed_writes_are_swept_on_the_next_run(tmp_path):
         mine.write_text("mine")
     train_mod.train(tiny_config(tmp_path))
     assert sorted(p.name for p in out.rglob("*.tmp")) == [".notes.tmp", "keep.tmp", "notes.tmp"]
+
+
+@pytest.mark.parametrize("module,user_value", [("train", None), ("evaluate", None), ("denoise", None),
+                                               ("experiments", None), ("train", "ACTIVE")])
+def test_commands_choose_the_openmp_wait_policy_before_torch_loads_openmp(module, user_value):
+    """libgomp reads OMP_WAIT_POLICY once, when torch is imported: each command must have set it by then
+    (PASSIVE unless the user chose a value, which wins)."""
+    probe = ("import builtins, os, runpy, sys\n"
+             "real = builtins.__import__\n"
+             "def spy(name, *a, **kw):\n"
+             "    if name == 'torch' and 'torch' not in sys.modules:\n"
+             "        print('OMP_WAIT_POLICY at torch import:', os.environ.get('OMP_WAIT_POLICY'))\n"
+             "    return real(name, *a, **kw)\n"
+             "builtins.__import__ = spy\n"
+             "sys.argv = ['x', '--help']\n"
+             "try:\n"
+             f"    runpy.run_module('posedenoise.{module}', run_name='__main__', alter_sys=True)\n"
+             "except SystemExit:\n"
+             "    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    seen = [line for line in r.stdout.splitlines() if line.startswith("OMP_WAIT_POLICY at torch import:")]
+    assert seen == [f"OMP_WAIT_POLICY at torch import: {user_value or 'PASSIVE'}"], (r.stdout[-500:], r.stderr[-500:])
