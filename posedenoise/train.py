@@ -65,7 +65,7 @@ class TrainConfig:
     early_stop: int = field(default=10, metadata={"help": "epochs without a new lowest val loss before stopping"})
     backend: Optional[str] = field(default=None, metadata={"help": "heatmap kernel backend (default: by device)",
                                                            "choices": list(ops.BACKENDS)})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars (on a terminal) or progress lines (otherwise)"})
 
     def __post_init__(self):
         if self.k < 0 or not math.isfinite(self.k):
