@@ -46,8 +46,8 @@ void store_fence() {
 #endif
 }
 
-// Writes all size * size floats of one map exactly once: rows where g_y is zero (outside the Gaussian's
-// support) as zeros, the others as amplitude * g_y times the x profile. `profiles` is the sigma's
+// Writes all size * size floats of one map exactly once: the rows outside the Gaussian's support as two
+// runs of zeros, the others as amplitude * g_y times the x profile. `profiles` is the sigma's
 // (size, size) block of the table: row m is g(.; m).
 void render_one(float* out, bool visible, int mx, int my, const float* profiles, int size, float amplitude) {
   if (!visible) {
@@ -56,10 +56,12 @@ void render_one(float* out, bool visible, int mx, int my, const float* profiles,
   }
   const float* gx = profiles + size_t(mx) * size;
   const float* gy = profiles + size_t(my) * size;
-  for (int y = 0; y < size; ++y) {
-    const bool zero = gy[y] == 0.0f;
-    store_row(out + size_t(y) * size, zero ? nullptr : gx, zero ? 0.0f : amplitude * gy[y], size);
-  }
+  int y_lo = 0, y_hi = size - 1;  // the rows where g_y is nonzero: one run (g_y sums to 1, so never empty)
+  while (gy[y_lo] == 0.0f) ++y_lo;
+  while (gy[y_hi] == 0.0f) --y_hi;
+  store_row(out, nullptr, 0.0f, int64_t(size) * y_lo);
+  for (int y = y_lo; y <= y_hi; ++y) store_row(out + size_t(y) * size, gx, amplitude * gy[y], size);
+  store_row(out + size_t(y_hi + 1) * size, nullptr, 0.0f, int64_t(size) * (size - 1 - y_hi));
 }
 
 uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
