@@ -13,17 +13,21 @@ import typing
 from typing import Any, Optional, Sequence
 
 
-# How PyTorch's OpenMP threads wait for work between parallel regions. libgomp's default spins for a while
+# How PyTorch's OpenMP threads wait for work between parallel regions. libgomp's default spins 300,000 times
 # first: fastest on an idle machine, but once other processes want the cores the spinning burns the time
-# slices that the working threads need. Measured on 2 cores (1 epoch of synthetic data; README "Threads"):
-# DeciWatch idle 4.4 s spinning, 9.5 s PASSIVE; beside busy processes 16-85 s spinning, 6-16 s PASSIVE;
-# conv3d alike either way. PASSIVE bounds the worst case. A value the user set wins.
-OMP_WAIT_POLICY = "PASSIVE"
+# slices the working threads need; PASSIVE (no spinning) pays a sleep and a wake-up for every parallel region.
+# A short spin (GOMP_SPINCOUNT=1000, tens of microseconds) keeps most of both. DeciWatch, 1 epoch of
+# synthetic data, 2 cores, seconds (README "Threads"): idle 4.1-4.9 default, 4.8-4.9 short, 9.2 PASSIVE;
+# beside 1 busy process 14-16 default, 10.4-10.9 short, 6.2 PASSIVE; beside 2: 19-20, 12.8-13.7, 11.7-14.0.
+# The short spin has the smallest worst case (1.7x the best, against 2.2x for PASSIVE and 2.6x or, in other
+# runs, up to 13x for the default). conv3d is alike under all three. A policy or spin count the user set wins.
+GOMP_SPINCOUNT = "1000"
 
 
 def openmp_wait_policy() -> None:
-    """Entry points call this before importing torch: libgomp reads OMP_WAIT_POLICY once, when torch loads it."""
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    """Entry points call this before importing torch: libgomp reads its settings once, when torch loads it."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -47,7 +51,7 @@ def warn(prog: str, message: str) -> None:
 def device(prog: str, choice: str):
     """--device auto | cpu | cuda -> torch.device; cuda without a CUDA device is a one-line error that says so
     (rather than a failure further on, e.g. while loading a checkpoint onto it)."""
-    import torch  # here, not at the top: entry points import cli before torch (see passive_openmp)
+    import torch  # here, not at the top: entry points import cli before torch (see openmp_wait_policy)
     if choice == "cuda" and not torch.cuda.is_available():
         fail(prog, "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
                    "use --device cpu or auto")

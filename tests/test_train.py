@@ -2,6 +2,7 @@
 evaluate, denoise, bad flags, and DDP with two gloo processes."""
 import json
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -160,7 +161,10 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     one = run("posedenoise.train", "--out", str(tmp_path / "one"), *args)
     assert one.returncode == 0, one.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    with socket.socket() as s:  # a free port (a fixed one can still be held by an earlier run's TIME_WAIT)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
                           "-m", "posedenoise.train", "--out", str(tmp_path / "two"), *args],
                          capture_output=True, text=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -287,16 +291,16 @@ def test_temporary_files_of_killed_writes_are_swept_on_the_next_run(tmp_path):
     assert sorted(p.name for p in out.rglob("*.tmp")) == [".notes.tmp", "keep.tmp", "notes.tmp"]
 
 
-@pytest.mark.parametrize("module,user_value", [("train", None), ("evaluate", None), ("denoise", None),
-                                               ("experiments", None), ("train", "ACTIVE")])
-def test_commands_choose_the_openmp_wait_policy_before_torch_loads_openmp(module, user_value):
-    """libgomp reads OMP_WAIT_POLICY once, when torch is imported: each command must have set it by then
-    (PASSIVE unless the user chose a value, which wins)."""
+@pytest.mark.parametrize("module,user", [("train", {}), ("evaluate", {}), ("denoise", {}), ("experiments", {}),
+                                         ("train", {"OMP_WAIT_POLICY": "PASSIVE"}), ("train", {"GOMP_SPINCOUNT": "7"})])
+def test_commands_choose_how_openmp_threads_wait_before_torch_loads_openmp(module, user):
+    """libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when torch is imported: each command must have
+    set them by then (a short spin unless the user chose a policy or a spin count, which wins)."""
     probe = ("import builtins, os, runpy, sys\n"
              "real = builtins.__import__\n"
              "def spy(name, *a, **kw):\n"
              "    if name == 'torch' and 'torch' not in sys.modules:\n"
-             "        print('OMP_WAIT_POLICY at torch import:', os.environ.get('OMP_WAIT_POLICY'))\n"
+             "        print('at torch import:', os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))\n"
              "    return real(name, *a, **kw)\n"
              "builtins.__import__ = spy\n"
              "sys.argv = ['x', '--help']\n"
@@ -304,9 +308,10 @@ def test_commands_choose_the_openmp_wait_policy_before_torch_loads_openmp(module
              f"    runpy.run_module('posedenoise.{module}', run_name='__main__', alter_sys=True)\n"
              "except SystemExit:\n"
              "    pass\n")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if user_value:
-        env["OMP_WAIT_POLICY"] = user_value
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | user
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    seen = [line for line in r.stdout.splitlines() if line.startswith("OMP_WAIT_POLICY at torch import:")]
-    assert seen == [f"OMP_WAIT_POLICY at torch import: {user_value or 'PASSIVE'}"], (r.stdout[-500:], r.stderr[-500:])
+    seen = [line for line in r.stdout.splitlines() if line.startswith("at torch import:")]
+    expect = {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "1000"} if not user else \
+        {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "GOMP_SPINCOUNT": user.get("GOMP_SPINCOUNT")}
+    assert seen == [f"at torch import: {expect['OMP_WAIT_POLICY']} {expect['GOMP_SPINCOUNT']}"], (r.stdout[-500:],
+                                                                                                 r.stderr[-500:])
