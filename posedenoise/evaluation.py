@@ -4,6 +4,7 @@ Conventions: heatmaps (B, T, K, 56, 56); coordinates (B, T, K, 2) as (x, y) pixe
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Dict, Optional
 
@@ -61,6 +62,49 @@ def _num(v) -> Optional[float]:
     return None if math.isnan(v) else round(v, 6)
 
 
+class _Sums:
+    """Loss and PCK sums per label, kept on the device while batches are added (no sync per batch) and read
+    once, after summing over DDP ranks (every rank reads every label, an empty share included)."""
+
+    def __init__(self, dev: torch.device, labels):
+        self.dev = dev
+        self.loss = {label: torch.zeros(2, dtype=torch.float64, device=dev) for label in labels}  # sum, elements
+        self.pck = {label: PCKResult.zeros(ALPHAS, len(POSE25), dev) for label in labels}
+
+    def add(self, label: str, out: torch.Tensor, y, coords, visible, output_kind: str, loss: bool = True):
+        """out: a model's output for the batch (heatmaps or coordinates); y: the target heatmaps (or None)."""
+        gt = coords.to(torch.float32)
+        if output_kind == "coords":
+            self.pck[label] = self.pck[label] + ops.pck(out, gt, visible, alphas=ALPHAS)
+        else:
+            self.pck[label] = self.pck[label] + ops.pck_from_heatmaps(out, gt, visible, alphas=ALPHAS)
+        if loss:
+            mse = masked_mse(out, y, coords, visible, output_kind).detach().double()
+            self.loss[label] = self.loss[label] + torch.stack([mse * out.numel(), mse.new_tensor(out.numel())])
+
+    def read(self, world: int = 1) -> Dict[str, dict]:
+        """{label: {"loss": float (None where nothing was scored), "pck": PCKResult on the host}}."""
+        out = {}
+        for label, pck in self.pck.items():
+            t = self.loss[label]
+            if world > 1:
+                import torch.distributed as dist
+                dist.all_reduce(t)
+                pck = pck.all_reduce()
+            total, n = t.tolist()
+            out[label] = {"loss": total / n if n else None, "pck": pck.cpu()}
+        return out
+
+
+def _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
+    batches = Batches(data, split, batch_size, dev, epoch=EVAL_EPOCH, seed=seed, shuffle=False, drop_last=False,
+                      rank=rank, world=world)
+    if show:
+        from tqdm import tqdm
+        return tqdm(batches, desc=split, unit="batch", leave=False, dynamic_ncols=True)
+    return batches
+
+
 @torch.no_grad()
 def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batch_size: int, k: float,
              sigma_choices, seed: int, backend=None, rank: int = 0, world: int = 1, show: bool = False) -> dict:
@@ -68,41 +112,79 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
     split's fixed noise (epoch EVAL_EPOCH). Under DDP each rank evaluates its share; sums are all-reduced.
     -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
     net.eval()
-    # Sums stay on the device and are read once, after the loop: no sync per batch.
-    loss_sum, n_el = torch.zeros((), dtype=torch.float64, device=dev), 0
-    model_pck, identity_pck = PCKResult.zeros(ALPHAS, len(POSE25), dev), PCKResult.zeros(ALPHAS, len(POSE25), dev)
-    batches = Batches(data, split, batch_size, dev, epoch=EVAL_EPOCH, seed=seed, shuffle=False, drop_last=False,
-                      rank=rank, world=world)
-    if show:
-        from tqdm import tqdm
-        batches = tqdm(batches, desc=split, unit="batch", leave=False, dynamic_ncols=True)
-    for coords, visible, wid in batches:
+    sums = _Sums(dev, ("model", "identity"))
+    for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
         x, y = model_batch(coords, visible, wid, output_kind, k=k, sigma_choices=sigma_choices, seed=seed,
                            epoch=EVAL_EPOCH, backend=backend)
-        out = net(x)
-        loss = masked_mse(out, y, coords, visible, output_kind)
-        loss_sum, n_el = loss_sum + loss.detach().double() * out.numel(), n_el + out.numel()
-        gt = coords.to(torch.float32)
-        if output_kind == "coords":
-            p = ops.pck(out, gt, visible, alphas=ALPHAS)
-        else:
-            p = ops.pck_from_heatmaps(out, gt, visible, alphas=ALPHAS)
-        i = ops.pck_from_heatmaps(x, gt, visible, alphas=ALPHAS)
-        model_pck, identity_pck = model_pck + p, identity_pck + i
-    if world > 1:
-        import torch.distributed as dist
-        t = torch.stack([loss_sum, torch.tensor(float(n_el), dtype=torch.float64, device=dev)])
-        dist.all_reduce(t)
-        loss_sum, n_el = t[0], int(t[1])
-        model_pck, identity_pck = model_pck.all_reduce(), identity_pck.all_reduce()
-    return {"loss": float(loss_sum) / max(n_el, 1), "pck": model_pck.cpu(), "identity": identity_pck.cpu()}
+        sums.add("model", net(x), y, coords, visible, output_kind)
+        sums.add("identity", x, None, coords, visible, "heatmaps", loss=False)
+    r = sums.read(world)
+    return {"loss": r["model"]["loss"] or 0.0, "pck": r["model"]["pck"], "identity": r["identity"]["pck"]}
 
 
-def test_report(model: str, setup: int, k: float, best_epoch, test: dict) -> dict:
-    """test.json: PCK of the model and of the identity baseline, per keypoint, threshold distances."""
+# Classical filters (models/filters.py): a few hyper-parameters, chosen on the validation split.
+FILTER_BATCH = 256  # windows per batch when only filters run: cheap per window, so fewer, larger batches
+
+
+@torch.no_grad()
+def filter_bank(data, split: str, dev: torch.device, filters: Dict[str, torch.nn.Module], *, k: float,
+                sigma_choices, seed: int, backend=None, rank: int = 0, world: int = 1, show: bool = False,
+                batch_size: int = FILTER_BATCH) -> Dict[str, dict]:
+    """Loss and PCK on a split of every filter in `filters` ({label: filter}) and of "identity" (the noisy
+    argmax), under the split's fixed noise, in one pass: each batch is rendered and its argmax read once.
+    -> {label: {"loss": float, "pck": PCKResult}}"""
+    sums = _Sums(dev, ["identity", *filters])
+    for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
+        x, _ = model_batch(coords, visible, wid, "coords", k=k, sigma_choices=sigma_choices, seed=seed,
+                           epoch=EVAL_EPOCH, backend=backend)
+        xy = ops.heatmap_argmax(x, check_nan=False)                         # (B, T, K, 2), what filters read
+        sums.add("identity", xy, None, coords, visible, "coords")
+        for label, f in filters.items():
+            sums.add(label, f.smooth(xy), None, coords, visible, "coords")
+    return sums.read(world)
+
+
+def fit_filters(data, dev: torch.device, **noise_and_ranks) -> dict:
+    """Each classical filter's hyper-parameters chosen on the validation split, and the best filter: the
+    highest validation PCK averaged over ALPHAS (what the reports compare; the lower loss breaks ties; the
+    first setting of the GRID on full ties). Never looks at test. (A learned model's checkpoint is chosen by
+    validation loss; picking filters by PCK can only make the baseline stronger.)
+    -> {"filters": {name: {"options": dict, "val_loss": float, "val_pck": {alpha: PCK}}}, "best": name}"""
+    from .models import build
+    from .models.filters import FILTERS
+    settings = {f"{name} {json.dumps(opts, sort_keys=True)}": (name, opts)
+                for name, cls in FILTERS.items() for opts in (cls.grid() or [{}])}
+    val = filter_bank(data, "val", dev, {label: build(name, **opts) for label, (name, opts) in settings.items()},
+                      **noise_and_ranks)
+
+    def score(label):  # larger is better; NaN (nothing counted) ranks last
+        pck, loss = val[label]["pck"].overall.mean().item(), val[label]["loss"]
+        return (-math.inf if math.isnan(pck) else pck, -math.inf if loss is None else -loss)
+
+    chosen = {}
+    for label, (name, opts) in settings.items():
+        if name not in chosen or score(label) > score(chosen[name]):
+            chosen[name] = label
+    filters = {name: {"options": settings[label][1], "val_loss": val[label]["loss"],
+                      "val_pck": overall_dict(val[label]["pck"])} for name, label in chosen.items()}
+    best = max(chosen, key=lambda name: score(chosen[name]))
+    return {"filters": filters, "best": best if score(chosen[best])[0] > -math.inf else None}
+
+
+def filter_test(data, dev: torch.device, fitted: dict, split: str = "test", **noise_and_ranks) -> Dict[str, dict]:
+    """The fitted filters (fit_filters) and the identity on `split`: {name: {"loss", "pck"}}."""
+    from .models import build
+    filters = {name: build(name, **f["options"]) for name, f in fitted["filters"].items()}
+    return filter_bank(data, split, dev, filters, **noise_and_ranks)
+
+
+def test_report(model: str, setup: int, k: float, best_epoch, test: dict, filters: Optional[dict] = None) -> dict:
+    """test.json: PCK of the model and of the identity baseline, per keypoint, threshold distances; with
+    `filters` (fit_filters on val, plus "test": filter_test's results), every classical filter's test PCK,
+    the best one (chosen on val) and the model's margin over it."""
     per_kp = test["pck"].per_keypoint[:, ALPHAS.index(0.2)].tolist()
     groups = test["pck"].per_group()
-    return {
+    report = {
         "model": model, "setup": setup, "k": k, "best_epoch": best_epoch,
         "test_loss": test["loss"],
         "pck": overall_dict(test["pck"]), "identity_pck": overall_dict(test["identity"]),
@@ -112,21 +194,47 @@ def test_report(model: str, setup: int, k: float, best_epoch, test: dict) -> dic
         "mean_threshold_px": {f"{a:g}": _num(v) for a, v in zip(ALPHAS, test["pck"].mean_threshold.tolist())},
         "keypoints_counted": int(test["pck"].counts.sum()),
     }
+    if filters:
+        report["filters"] = {name: {**{k_: f[k_] for k_ in ("options", "val_loss", "val_pck")},
+                                    "test_loss": filters["test"][name]["loss"],
+                                    "pck": overall_dict(filters["test"][name]["pck"])}
+                             for name, f in filters["filters"].items()}
+        best = filters["best"]
+        report["best_filter"] = best
+        report["best_filter_pck"] = report["filters"][best]["pck"] if best else None
+        report["margin_over_best_filter"] = {a: _margin(report["pck"][a], (report["best_filter_pck"] or {}).get(a))
+                                             for a in report["pck"]}
+    return report
 
 
-def fmt(v: Optional[float], digits: int = 4) -> str:
+def _margin(a, b):
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def fmt(v: Optional[float], digits: int = 4, sign: bool = False) -> str:
     """A metric for people: "n/a" where nothing was counted (None, e.g. PCK with no countable keypoint)."""
-    return "n/a" if v is None else f"{v:.{digits}f}"
+    return "n/a" if v is None else f"{v:{'+' if sign else ''}.{digits}f}"
+
+
+def filter_label(name: str, options: dict) -> str:
+    """"savgol (polyorder=2)": a filter with the hyper-parameters validation chose."""
+    return name + (" (" + ", ".join(f"{k}={v:g}" for k, v in options.items()) + ")" if options else "")
 
 
 def format_test_table(report: dict) -> str:
-    """A Markdown table: PCK of the model and the identity baseline, and the threshold distances."""
+    """A Markdown table: PCK of the model, the identity baseline and the best classical filter (chosen on
+    validation) with the model's margin over it, and the threshold distances."""
     head = "| | " + " | ".join(f"PCK@{a:g}" for a in ALPHAS) + " |"
     rows = [head, "|---|" + "---|" * len(ALPHAS)]
-    rows.append(f"| {report['model']} | " + " | ".join(fmt(report["pck"][f"{a:g}"]) for a in ALPHAS) + " |")
-    rows.append("| identity (noisy input) | " + " | ".join(fmt(report["identity_pck"][f"{a:g}"]) for a in ALPHAS) + " |")
-    rows.append("| mean threshold (px) | " + " | ".join(fmt(report["mean_threshold_px"][f"{a:g}"], 2)
-                                                        for a in ALPHAS) + " |")
+    row = lambda label, values, **kw: f"| {label} | " + " | ".join(  # noqa: E731
+        fmt(values.get(f"{a:g}"), **kw) for a in ALPHAS) + " |"
+    rows.append(row(report["model"], report["pck"]))
+    rows.append(row("identity (noisy input)", report["identity_pck"]))
+    if report.get("best_filter"):
+        best = report["filters"][report["best_filter"]]
+        rows.append(row(f"best classical filter: {filter_label(report['best_filter'], best['options'])}", best["pck"]))
+        rows.append(row(f"{report['model']} minus the best filter", report["margin_over_best_filter"], sign=True))
+    rows.append(row("mean threshold (px)", report["mean_threshold_px"], digits=2))
     best = "n/a" if report["best_epoch"] is None else report["best_epoch"]
     title = (f"test: {report['model']}, setup {report['setup']}, k = {report['k']:g}, best epoch "
              f"{best}, {report['keypoints_counted']} keypoints counted")

@@ -11,7 +11,7 @@ from posedenoise.models.biconvlstm import ConvLSTMCell, _run
 from posedenoise.models.deciwatch import interpolate, sample_indices, sample_mask
 
 SMALL = dict(num_keypoints=3, size=16)
-TRAINABLE = [n for n in MODELS if n != "identity"]
+TRAINABLE = [n for n in MODELS if list(build(n).parameters())]   # identity and the filters have none
 
 
 def small_input(T=5, B=2, seed=0):
@@ -24,7 +24,9 @@ def expected_shape(model, B, T, K, S):
 
 
 def test_registry_order_and_interface():
-    assert list(MODELS) == ["conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat", "identity"]
+    assert list(MODELS) == ["conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat", "identity", "mean",
+                            "linear-fit", "savgol", "gaussian", "median", "one-euro"]
+    assert TRAINABLE == ["conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat"]
     for name in MODELS:
         m = build(name)
         assert m.output_kind in ("heatmaps", "coords") and (m.num_keypoints, m.window, m.size) == (25, 5, 56)

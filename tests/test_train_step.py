@@ -85,7 +85,7 @@ def test_evaluation_reads_the_device_a_fixed_number_of_times(name):
             evaluate(net, net.output_kind, data, "val", torch.device("meta"), batch_size=batch_size, **NOISE)
         # (each batch is uploaded: it is born on the host; what matters is what comes back)
         reads.append([e for e in traffic.events if e in ("read of a meta value", "copy meta -> cpu")])
-    assert len(reads[0]) == len(reads[1]) <= 3, reads   # the loss, and the model's and identity's PCK
+    assert len(reads[0]) == len(reads[1]) <= 4, reads   # per label (model, identity): its loss sums, its PCK
 
 
 @pytest.mark.slow

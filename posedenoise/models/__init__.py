@@ -1,11 +1,14 @@
 """The denoisers, by name. A new model is one file and one line here.
 
 Every model takes heatmaps (B, T, K, H, W) and has `output_kind`: "heatmaps" (returns (B, T, K, H, W)) or
-"coords" (returns (B, T, K, 2) in heatmap pixels), the one thing the trainer branches on.
+"coords" (returns (B, T, K, 2) in heatmap pixels), the one thing the trainer branches on. A model without
+trainable parameters (identity, the classical filters) is only evaluated; a filter's few hyper-parameters
+are chosen on the validation split (posedenoise.evaluation.fit_filters).
 """
 from .biconvlstm import BiConvLSTMConcat, BiConvLSTMSum
 from .conv3d import Conv3d
 from .deciwatch import DeciWatch
+from .filters import FILTERS
 from .identity import Identity
 
 MODELS = {
@@ -14,6 +17,7 @@ MODELS = {
     "biconvlstm-sum": BiConvLSTMSum,
     "biconvlstm-concat": BiConvLSTMConcat,
     "identity": Identity,
+    **FILTERS,  # classical temporal filters (models/filters.py): baselines, nothing to train
 }
 
 
