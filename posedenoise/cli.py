@@ -1,12 +1,18 @@
-"""Command-line flags generated from a config dataclass, type-checked, unknown flags rejected.
+"""The command layer: flags generated from a config dataclass, and one way to fail on bad input.
 
 Each field becomes `--field-name`; its type comes from the annotation, its help text from
-`field(metadata={"help": ...})`, its choices from metadata "choices". Errors are one line and exit code 2.
+`field(metadata={"help": ...})`, its choices from metadata "choices". Unknown flags are rejected.
+
+Bad input (a flag, a file, a combination) is the user's to fix: the project's checks raise InputError
+(data.DataError is one), and `command`, which wraps every entry point's main, prints it as one line naming
+the flag or file, with exit code 2. OS errors on the user's files (read-only, full, a file where a folder
+should be) get the same line. Any other exception is a bug in posedenoise and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import typing
@@ -30,6 +36,93 @@ def openmp_wait_policy() -> None:
         os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
 
 
+class InputError(ValueError):
+    """Bad input the user can fix; the message names the flag or file and says what was expected."""
+
+
+def command(prog: str):
+    """Decorator for a command's main(argv): InputError and OS errors on files outside posedenoise become
+    one line on stderr, `prog: error: ...`, and exit code 2. Nothing else is caught: a bug shows its traceback."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None):
+            try:
+                return main(argv)
+            except InputError as e:
+                fail(prog, str(e))
+            except OSError as e:
+                if not _users_file(e.filename):
+                    raise
+                where = f"{e.filename} -> {e.filename2}" if e.filename2 else f"{e.filename}"
+                fail(prog, f"{where}: {e.strerror or e}")
+        return run
+    return wrap
+
+
+def _users_file(filename) -> bool:
+    """An OS error names a file: the user's (their data, their output folder), or one of posedenoise's own or
+    the Python installation's, where a failure is a broken install or a bug and keeps its traceback."""
+    if filename is None or isinstance(filename, int):   # no path, or a file descriptor
+        return False
+    path = os.path.realpath(os.fsdecode(filename))
+    ours = {os.path.dirname(os.path.realpath(__file__)), os.path.realpath(sys.prefix),
+            os.path.realpath(sys.base_prefix)}
+    return not any(path == d or path.startswith(d + os.sep) for d in ours)
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """Seeds key numpy's and Philox's generators, which take unsigned 32-bit integers."""
+    if not 0 <= seed < 2**32:
+        raise InputError(f"{flag}: expected an integer in [0, 2**32), got {seed}")
+
+
+def check_output(path: str, label: str, kind: str = "file") -> None:
+    """Before any work: can `path` (a "file" or a "dir") be written? Raises InputError naming `label` (the
+    flag, e.g. "--out") and the reason. Up front, so that a long run does not fail at its first write, and
+    without writing anything (os.access: it answers for root, ACLs, read-only mounts and immutable folders).
+    A failure it cannot foresee (a full disk) still ends as one line: an OS error on the user's file."""
+    name = f"{label} {path}" if label else path
+    if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{name}: is a file; expected a directory")
+    if kind == "file" and os.path.isdir(path):
+        raise InputError(f"{name}: is a directory; expected a file name")
+    folder = os.path.abspath(path if kind == "dir" else os.path.dirname(os.path.abspath(path)))
+    existing = folder
+    while not os.path.exists(existing):          # the folders to be made: the nearest existing one must allow it
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"{name}: cannot write there: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{name}: cannot write there: {existing} is not writable (permissions or a read-only "
+                         "file system)")
+
+
+def npz_output(path: str, label: str) -> str:
+    """An output named by the user, as the .npz it becomes ('.npz' appended if absent), checked as by
+    check_output. A directory is refused rather than DIR.npz written beside it: the user meant a file inside
+    it, or made a mistake; either way a file they did not name would appear."""
+    if os.path.isdir(path):
+        raise InputError(f"{label} {path}: is a directory; expected a file name "
+                         f"(e.g. {os.path.join(path, 'out.npz')})")
+    out = path if path.endswith(".npz") else path + ".npz"
+    check_output(out, label)
+    return out
+
+
+def check_backend(choice: Optional[str], device, label: str = "--backend") -> None:
+    """Up front: the kernel backend named by `choice` (or POSEDENOISE_BACKEND) runs on `device`, rather than
+    the first batch failing. ops.resolve_backend raises ValueError/RuntimeError for a name it does not know or
+    a backend this machine lacks; here, where only the user's choice is resolved, that is the user's input."""
+    from . import ops   # here, not at the top: entry points import cli before torch (see openmp_wait_policy)
+    source = label if choice else "POSEDENOISE_BACKEND" if os.environ.get("POSEDENOISE_BACKEND") else None
+    if source is None:
+        return                                   # chosen by device: always runs
+    try:
+        ops.resolve_backend(choice, device)
+    except (ValueError, RuntimeError) as e:
+        raise InputError(f"{source}: {e}") from None
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints the usage block and the error; a user needs the error, in one line."""
 
@@ -38,8 +131,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def fail(prog: str, message: str) -> "typing.NoReturn":
-    """The same one-line error for problems found after parsing (bad files, bad combinations)."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """The one-line error of `command`, as argparse's own (OneLineParser) for bad flags. A message quoting
+    another library's error may span lines: it is joined into one."""
+    print(f"{prog}: error: {' '.join(line.strip() for line in message.splitlines())}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -48,13 +142,13 @@ def warn(prog: str, message: str) -> None:
     print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
 
 
-def device(prog: str, choice: str):
-    """--device auto | cpu | cuda -> torch.device; cuda without a CUDA device is a one-line error that says so
+def device(choice: str):
+    """--device auto | cpu | cuda -> torch.device; cuda without a CUDA device is an InputError that says so
     (rather than a failure further on, e.g. while loading a checkpoint onto it)."""
     import torch  # here, not at the top: entry points import cli before torch (see openmp_wait_policy)
     if choice == "cuda" and not torch.cuda.is_available():
-        fail(prog, "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
-                   "use --device cpu or auto")
+        raise InputError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
+                         "use --device cpu or auto")
     return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
 
 
@@ -93,9 +187,5 @@ def build_parser(cls, prog: str, description: str, positional: Sequence[str] = (
 
 
 def parse(cls, argv: Optional[Sequence[str]], prog: str, description: str, positional: Sequence[str] = ()) -> Any:
-    parser = build_parser(cls, prog, description, positional)
-    ns = parser.parse_args(argv)
-    try:
-        return cls(**vars(ns))
-    except ValueError as e:  # __post_init__ validation
-        parser.error(str(e))
+    """Flags -> cls(...); cls.__post_init__ checks values and raises InputError (see `command`)."""
+    return cls(**vars(build_parser(cls, prog, description, positional).parse_args(argv)))

@@ -23,6 +23,7 @@ OUTPUT (.npz) holds:
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -38,6 +39,7 @@ import torch
 from . import files, ops
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
+from .noise import MIN_SIGMA, check_sigma
 
 PROG = "posedenoise.denoise"
 
@@ -54,36 +56,43 @@ class DenoiseConfig:
     batch_size: int = field(default=16, metadata={"help": "windows per forward pass"})
     device: str = field(default="auto", metadata={"help": "where to run", "choices": ["auto", "cpu", "cuda"]})
 
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise cli.InputError(f"--batch-size: expected a positive integer, got {self.batch_size}")
+        if not math.isfinite(self.min_confidence):
+            raise cli.InputError(f"--min-confidence: expected a number, got {self.min_confidence}")
+
 
 def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sigma: float, min_conf: float):
-    """-> (heatmaps (F, K, size, size) float32, visible (F, K) bool), from heatmaps or keypoints; one-line
-    errors. Missing keypoints (confidence <= min_conf) have all-zero maps."""
+    """-> (heatmaps (F, K, size, size) float32, visible (F, K) bool), from heatmaps or keypoints; InputError
+    for a file that is neither. Missing keypoints (confidence <= min_conf) have all-zero maps."""
     if not os.path.isfile(path):
-        cli.fail(PROG, f"{path}: no such file")
+        raise cli.InputError(f"{path}: no such file")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except Exception as e:
-        cli.fail(PROG, f"{path}: not a readable .npy/.npz file ({type(e).__name__}: {e})")
+    except Exception as e:  # truncated, pickled objects, not numpy at all: whatever np.load raises
+        raise cli.InputError(f"{path}: not a readable .npy/.npz file ({type(e).__name__}: {e})") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         names = list(loaded.keys())
         if not names or (key is not None and key not in names):
-            cli.fail(PROG, f"{path}: expected an array named {key!r}, found {names}" if key else f"{path}: empty .npz")
+            raise cli.InputError(f"{path}: expected an array named {key!r}, found {names}" if key
+                                 else f"{path}: empty .npz")
         arr = loaded[key or names[0]]
     else:
         arr = loaded
     if not np.issubdtype(arr.dtype, np.number) or arr.ndim not in (3, 4) or arr.shape[1] != num_keypoints:
-        cli.fail(PROG, f"{path}: expected heatmaps (F, {num_keypoints}, {size}, {size}) or keypoints "
-                       f"(F, {num_keypoints}, 2 or 3), got {arr.dtype} {arr.shape}")
+        raise cli.InputError(f"{path}: expected heatmaps (F, {num_keypoints}, {size}, {size}) or keypoints "
+                             f"(F, {num_keypoints}, 2 or 3), got {arr.dtype} {arr.shape}")
     if not np.isfinite(arr).all():
-        cli.fail(PROG, f"{path}: contains NaN or infinite values")
+        raise cli.InputError(f"{path}: contains NaN or infinite values")
     if arr.ndim == 4:
         if arr.shape[2:] != (size, size):
-            cli.fail(PROG, f"{path}: expected {size}x{size} heatmaps, got {arr.shape[2:]}")
+            raise cli.InputError(f"{path}: expected {size}x{size} heatmaps, got {arr.shape[2:]}")
         maps = torch.from_numpy(arr.astype(np.float32))
         visible = maps.amax(dim=(2, 3)) > min_conf
         return maps * visible[..., None, None], visible
     if arr.shape[2] not in (2, 3):
-        cli.fail(PROG, f"{path}: keypoints need 2 (x, y) or 3 (x, y, confidence) values, got {arr.shape[2]}")
+        raise cli.InputError(f"{path}: keypoints need 2 (x, y) or 3 (x, y, confidence) values, got {arr.shape[2]}")
     xy = torch.from_numpy(arr[..., :2].astype(np.float32))
     # Strictly above: a confidence of 0 marks a missing keypoint (as in the generic reader), also at the default.
     visible = torch.from_numpy(arr[..., 2] > min_conf) if arr.shape[2] == 3 else torch.ones(xy.shape[:2], dtype=torch.bool)
@@ -129,12 +138,17 @@ def denoise_sequence(model, heatmaps: torch.Tensor, *, window: int = 5, step: in
     return mean, ops.heatmap_argmax(mean)
 
 
+@cli.command(PROG)
 def main(argv=None):
     cfg = cli.parse(DenoiseConfig, argv, PROG, __doc__.split("\n\n")[0], positional=("checkpoint", "input", "output"))
-    dev = cli.device(PROG, cfg.device)
-    state, _ = load_checkpoint(cfg.checkpoint, dev, prog=PROG)
-    model = model_from_state(state, dev)
+    dev = cli.device(cfg.device)
+    cli.check_backend(None, dev)             # POSEDENOISE_BACKEND, if set, renders keypoint input
+    out = cli.npz_output(cfg.output, "OUTPUT")
+    state, ckpt = load_checkpoint(cfg.checkpoint, dev, needs=())
+    model = model_from_state(state, dev, ckpt)
     size = getattr(model, "size", 56)
+    if not check_sigma(cfg.sigma, size):     # the range ops.render_heatmaps renders
+        raise cli.InputError(f"--sigma: expected a number in [{MIN_SIGMA}, {size}], got {cfg.sigma}")
     heatmaps, visible = load_input(cfg.input, cfg.key, size, getattr(model, "num_keypoints", 25), cfg.sigma,
                                    cfg.min_confidence)
     step = SETUPS[state["config"]["setup"]]["step"]
@@ -144,7 +158,6 @@ def main(argv=None):
     # A missing keypoint's output is untrained (the loss ignores it): no map, no coordinates.
     denoised = denoised * visible[..., None, None]
     keypoints = keypoints.masked_fill(~visible[..., None], float("nan"))
-    out = cfg.output if cfg.output.endswith(".npz") else cfg.output + ".npz"
     with files.atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, heatmaps=denoised.numpy().astype(np.float32), keypoints=keypoints.numpy().astype(np.float32),

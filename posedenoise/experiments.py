@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import reprlib
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -48,19 +49,19 @@ def select(only: Optional[str], models: Optional[str], index: Optional[int]) -> 
     grid = cells()
     if index is not None:
         if not 0 <= index < len(grid):
-            cli.fail(PROG, f"--cell-index: expected 0 to {len(grid) - 1}, got {index}")
+            raise cli.InputError(f"--cell-index: expected 0 to {len(grid) - 1}, got {index}")
         return [grid[index]]
     if models:
         wanted = models.split(",")
         bad = [m for m in wanted if m not in GRID_MODELS]
         if bad:
-            cli.fail(PROG, f"--models: unknown {bad}; expected names from {list(GRID_MODELS)}")
+            raise cli.InputError(f"--models: unknown {bad}; expected names from {list(GRID_MODELS)}")
         grid = [c for c in grid if c[0] in wanted]
     if only:
         names = only.split(",")
         bad = [n for n in names if n not in {f"{k}.{s}" for k in KS for s in SETUP_IDS}]
         if bad:
-            cli.fail(PROG, f"--only: unknown runs {bad}; expected names like 1.2 or 2.3 (k.setup)")
+            raise cli.InputError(f"--only: unknown runs {bad}; expected names like 1.2 or 2.3 (k.setup)")
         grid = [c for c in grid if f"{c[1]}.{c[2]}" in names]
     return grid
 
@@ -79,8 +80,16 @@ def run(argv: List[str]) -> None:
     args, rest = ap.parse_known_args(argv)
     for flag in ("--model", "--setup", "--k", "--out", "--resume"):
         if any(r == flag or r.startswith(flag + "=") for r in rest):
-            cli.fail(PROG, f"{flag} is set per cell by the grid; leave it out")
+            raise cli.InputError(f"{flag} is set per cell by the grid; leave it out")
+    cli.check_output(args.out, "--out", kind="dir")
     chosen = select(args.only, args.models, args.cell_index)
+
+    def config(model, k, setup, resume):
+        return cli.parse(TrainConfig, rest + ["--data", args.data, "--model", model, "--k", str(k), "--setup",
+                                              str(setup), "--out", cell_dir(args.out, model, k, setup)]
+                         + (["--resume"] if resume else []), f"{PROG} run", "")
+
+    config(*chosen[0], resume=False)   # the train flags, checked before any cell trains or is found finished
     for i, (model, k, setup) in enumerate(chosen):
         out = cell_dir(args.out, model, k, setup)
         if os.path.exists(os.path.join(out, "test.json")):
@@ -89,10 +98,7 @@ def run(argv: List[str]) -> None:
         resume = os.path.exists(os.path.join(out, "checkpoints", "last.pt"))
         print(f"[{i + 1}/{len(chosen)}] {model} {k}.{setup}: {'resuming' if resume else 'training'} in {out}",
               flush=True)
-        cfg = cli.parse(TrainConfig, rest + ["--data", args.data, "--model", model, "--k", str(k), "--setup",
-                                             str(setup), "--out", out] + (["--resume"] if resume else []),
-                        "posedenoise.train", "")
-        train(cfg)
+        train(config(model, k, setup, resume))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -101,30 +107,81 @@ def run(argv: List[str]) -> None:
 
 
 def load_grid(root: str) -> Dict[Tuple[str, int, int], dict]:
-    """(model, k, setup) -> {"metrics": [epoch rows], "test": test.json or None} for cells with any output."""
+    """(model, k, setup) -> {"metrics": [epoch rows], "test": test.json or None} for cells with any output.
+    Every row and test.json is checked for the fields the report reads: InputError names the file and field."""
     found = {}
     for model, k, setup in cells():
         d = cell_dir(root, model, k, setup)
         metrics_path, test_path = os.path.join(d, "metrics.jsonl"), os.path.join(d, "test.json")
         if not os.path.exists(metrics_path) and not os.path.exists(test_path):
             continue
-        rows = []
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                for n, line in enumerate(f, 1):
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        cli.fail(PROG, f"{metrics_path}:{n}: not a JSON line")
-        test = None
-        if os.path.exists(test_path):
-            try:
-                with open(test_path) as f:
-                    test = json.load(f)
-            except json.JSONDecodeError as e:
-                cli.fail(PROG, f"{test_path}: not valid JSON ({e})")
+        rows = _read_json(metrics_path, lines=True) if os.path.exists(metrics_path) else []
+        for n, row in enumerate(rows, 1):
+            _checked(row, f"{metrics_path}:{n}", METRICS_ROW)
+        test = _checked(_read_json(test_path), test_path, TEST_JSON) if os.path.exists(test_path) else None
         found[(model, k, setup)] = {"metrics": rows, "test": test}
     return found
+
+
+def _read_json(path: str, lines: bool = False):
+    """A JSON file, or with `lines` the list of a JSON-lines file's rows; InputError names the file (and line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise cli.InputError(f"{path}: not a text file ({e})") from None
+    if not lines:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise cli.InputError(f"{path}: not valid JSON ({e})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise cli.InputError(f"{path}:{n}: not a JSON line") from None
+    return rows
+
+
+def _number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))   # null: nothing counted
+
+
+def _per_alpha(v) -> bool:
+    return isinstance(v, dict) and all(f"{a:g}" in v and _number(v[f"{a:g}"]) for a in ALPHAS)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+PER_ALPHA = "an object {" + ", ".join(f'"{a:g}": number' for a in ALPHAS) + "}"
+# What the report reads (the rest of a row or of test.json is ignored): field -> (check, what is expected).
+# Fields in MAY_BE_ABSENT were added later: runs written before have none.
+METRICS_ROW = {"epoch": (_integer, "an integer"), "train_loss": (_number, "a number"),
+               "val_loss": (_number, "a number"), "val_pck": (_per_alpha, PER_ALPHA),
+               "val_identity_pck": (lambda v: v is None or _per_alpha(v), PER_ALPHA)}
+TEST_JSON = {"best_epoch": (lambda v: v is None or _integer(v), "an integer"), "pck": (_per_alpha, PER_ALPHA),
+             "identity_pck": (_per_alpha, PER_ALPHA), "mean_threshold_px": (_per_alpha, PER_ALPHA),
+             "per_group_pck": (lambda v: isinstance(v, dict) and all(_number(x) for x in v.values()),
+                               "an object {group: number}")}
+MAY_BE_ABSENT = {"val_identity_pck"}
+
+
+def _checked(doc, where: str, fields: dict):
+    """doc, if it is a JSON object with every field the report reads, of the expected type."""
+    if not isinstance(doc, dict):
+        raise cli.InputError(f"{where}: expected a JSON object, as posedenoise.train writes, "
+                             f"got a {type(doc).__name__}")
+    for name, (ok, expected) in fields.items():
+        if name not in doc:
+            if name in MAY_BE_ABSENT:
+                continue
+            raise cli.InputError(f"{where}: missing field {name!r} ({expected}, as posedenoise.train writes)")
+        if not ok(doc[name]):
+            raise cli.InputError(f"{where}: field {name!r} is {reprlib.repr(doc[name])}; expected {expected}")
+    return doc
 
 
 def _fmt(v, digits=3):
@@ -298,10 +355,11 @@ def report(argv: List[str]) -> None:
     ap.add_argument("dir", help="grid directory written by `run`")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.dir):
-        cli.fail(PROG, f"{args.dir}: no such directory")
+        raise cli.InputError(f"{args.dir}: no such directory")
+    cli.check_output(args.dir, "", kind="dir")    # the report is written into the grid directory
     grid = load_grid(args.dir)
     if not grid:
-        cli.fail(PROG, f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
+        raise cli.InputError(f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
     tables = render_tables(grid)
     for ext, text in tables.items():
         files.write_text(os.path.join(args.dir, f"tables.{ext}"), text)
@@ -310,6 +368,7 @@ def report(argv: List[str]) -> None:
     print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
 
 
+@cli.command(PROG)
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"run": run, "report": report}
@@ -321,7 +380,7 @@ def main(argv=None):
             print(f"{i:2d}  {m:18s} {k}.{s}")
         return
     if argv[0] not in commands:
-        cli.fail(PROG, f"unknown command {argv[0]!r}; expected run, report or list")
+        raise cli.InputError(f"unknown command {argv[0]!r}; expected run, report or list")
     commands[argv[0]](argv[1:])
 
 

@@ -22,22 +22,33 @@ _TMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX))
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yields a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
+    """Yields a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    An OSError while making, writing or renaming the temporary file (a folder that refuses files, a full
+    disk) is raised naming `path`: the temporary file's name means nothing to the user, and a failed write
+    names no file at all."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX, dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=_TMP_SUFFIX, dir=folder)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        ours = e.filename is None or (os.path.dirname(os.fsdecode(e.filename)) == folder
+                                      and _TMP_NAME.fullmatch(os.path.basename(os.fsdecode(e.filename))))
+        if e.errno is None or not ours:
+            raise                      # about another file (e.g. a folder of `path` that is a file): as it is
+        raise OSError(e.errno, e.strerror, path) from e
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 

@@ -65,6 +65,7 @@ def read_sources(args) -> list:
     return videos
 
 
+@cli.command(PROG)
 def main(argv=None):
     ap = parser()
     args = ap.parse_args(argv)
@@ -72,18 +73,14 @@ def main(argv=None):
         ap.error("nothing to read: give --penn-action, --brace, --generic and/or --synthetic")
     if args.synthetic < 0:
         ap.error(f"--synthetic: expected a number of videos >= 0, got {args.synthetic}")
+    cli.check_seed(args.seed)
     t0 = time.time()
-    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
-    try:
-        cache = build_cache(read_sources(args))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            summary = Dataset(cache, seed=args.seed, name=out).summary()
-        save_cache(cache, out)
-    except DataError as e:
-        cli.fail(PROG, str(e))
-    except OSError as e:  # the output cannot be written: no partial file is left (atomic write)
-        cli.fail(PROG, f"{out}: cannot write the cache ({e.strerror or e})")
+    out = cli.npz_output(args.out, "--out")
+    cache = build_cache(read_sources(args))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = Dataset(cache, seed=args.seed, name=out).summary()
+    save_cache(cache, out)
     for w in caught:
         print(f"{PROG}: warning: {w.message}")
     share = np.asarray(cache.visible).mean(0)                                              # (25,)

@@ -30,6 +30,7 @@ import torch.distributed as dist
 
 from . import files, ops
 from .data import Batches, DataError, open_data
+from .evaluate import load_checkpoint
 from .evaluation import SETUPS, evaluate, fmt, format_test_table, masked_mse, model_batch, overall_dict, test_report
 from .memory import keep_freed_memory
 from .models import MODELS, build
@@ -56,7 +57,9 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "where to train", "choices": ["auto", "cpu", "cuda"]})
     seed: int = field(default=0, metadata={"help": "seed of the weights, the splits, the window order and the noise"})
     out: Optional[str] = field(default=None, metadata={"help": "run directory (default: runs/<model>-<k>.<setup>)"})
-    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last complete epoch"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run in --out from its last complete epoch; give the run's flags (only --epochs, "
+                "--early-stop, --device, --backend and --quiet may change)"})
     num_windows: Optional[int] = field(default=None, metadata={
         "help": f"use at most this many windows in all (split 60/20/20); default: all ({DEMO_WINDOWS} for synthetic)"})
     split: str = field(default="video", metadata={"help": "split by video (no shared frames) or by window",
@@ -69,25 +72,60 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.k < 0 or not math.isfinite(self.k):
-            raise ValueError(f"--k: expected a number >= 0, got {self.k}")
+            raise cli.InputError(f"--k: expected a number >= 0, got {self.k}")
         for name in ("batch_size", "patience", "early_stop"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value < 1:
+                raise cli.InputError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
         if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"--epochs: expected a positive integer, got {self.epochs}")
+            raise cli.InputError(f"--epochs: expected a positive integer, got {self.epochs}")
         if self.num_windows is not None and self.num_windows < 5:
-            raise ValueError(f"--num-windows: expected at least 5 (one per split and more), got {self.num_windows}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr: expected a positive number, got {self.lr}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"--seed: expected an integer in [0, 2**32), got {self.seed}")
+            raise cli.InputError(f"--num-windows: expected at least 5 (one per split and more), "
+                                 f"got {self.num_windows}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise cli.InputError(f"--lr: expected a positive number, got {self.lr}")
+        cli.check_seed(self.seed)
         synthetic = self.data == "synthetic"
+        if not synthetic:   # recorded in the run (config.json, checkpoints): evaluate and resume it from anywhere
+            self.data = os.path.abspath(self.data)
         if self.epochs is None:
             self.epochs = DEMO_EPOCHS if synthetic else STUDY_EPOCHS
         if self.num_windows is None and synthetic:
             self.num_windows = DEMO_WINDOWS
         if self.out is None:
             self.out = os.path.join("runs", f"{self.model}-{self.k:g}.{self.setup}")
+
+
+# The flags that define a run. Resuming with other values would mix two runs in one directory, or be ignored
+# without a word (the optimizer and scheduler states bring their own lr and patience). --epochs, --early-stop,
+# --device, --backend and --quiet may change on --resume.
+RUN_FLAGS = ("model", "setup", "k", "data", "seed", "split", "num_windows", "batch_size", "lr", "patience")
+
+
+def check_same_run(cfg: TrainConfig, recorded: dict) -> None:
+    """--resume: cfg must agree with the run's own config (`recorded`, from its checkpoint) on RUN_FLAGS.
+    The one exception is --data when the run's data is gone: the file moved, and --data says where to."""
+    ours, theirs, moved = [], [], None
+    for name in RUN_FLAGS:
+        mine, run = getattr(cfg, name), recorded.get(name)
+        if name == "data" and run != "synthetic":
+            run = os.path.abspath(run)           # runs before absolute paths were recorded: relative to here
+            if mine != run and not os.path.exists(run):
+                moved = run
+                continue
+        if mine != run:
+            flag = f"--{name.replace('_', '-')}"
+            ours.append(f"{flag} {_shown(mine)}")
+            theirs.append(f"{flag} {_shown(run)}")
+    if ours:
+        raise cli.InputError(f"--resume: {cfg.out} was trained with {' '.join(theirs)}, not {' '.join(ours)}; "
+                             "give the run's values to continue it, or another --out for a new run")
+    if moved:
+        cli.warn(PROG, f"--data: the run's data {moved} is gone; resuming with {cfg.data}")
+
+
+def _shown(value) -> str:
+    return "(default)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _distributed():
@@ -100,7 +138,7 @@ def _distributed():
 
 
 def _device(cfg: TrainConfig) -> torch.device:
-    if cli.device(PROG, cfg.device).type == "cuda":
+    if cli.device(cfg.device).type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))   # torchrun: one GPU per rank
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
@@ -118,35 +156,41 @@ def train(cfg: TrainConfig) -> dict:
     main_rank = rank == 0
     dev = _device(cfg)
     keep_freed_memory()
+    cli.check_backend(cfg.backend, dev)
     ckpt_dir = os.path.join(cfg.out, "checkpoints")
     last_path, best_path = os.path.join(ckpt_dir, "last.pt"), os.path.join(ckpt_dir, "best.pt")
     if cfg.resume and not os.path.exists(last_path):
-        cli.fail(PROG, f"--resume: no checkpoint at {last_path}")
+        raise cli.InputError(f"--resume: no checkpoint at {last_path}")
     if not cfg.resume and os.path.exists(last_path):
-        cli.fail(PROG, f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out")
+        raise cli.InputError(f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out")
+    state = None
+    if cfg.resume:
+        state, _ = load_checkpoint(last_path, dev)
+        check_same_run(cfg, state["config"])
+    for folder in (cfg.out, ckpt_dir):           # before any work: the run must be able to save its epochs
+        cli.check_output(folder, "--out", kind="dir")
 
     try:
         data = open_data(cfg.data, step=SETUPS[cfg.setup]["step"], split=cfg.split, seed=cfg.seed,
                          num_windows=cfg.num_windows)
     except DataError as e:
-        cli.fail(PROG, f"--data: {e}")
+        raise cli.InputError(f"--data: {e}") from None
     torch.manual_seed(cfg.seed)
     model = build(cfg.model).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = len(data.split_ids("train"))
     if params and n_train < cfg.batch_size:
         # Only full batches are trained (drop_last): this run would take no optimisation step at all.
-        cli.fail(PROG, f"--batch-size {cfg.batch_size}: the train split has only {n_train} windows, fewer than "
-                       "one batch, so no optimisation step would run; lower --batch-size or use more windows "
-                       "(--num-windows)")
+        raise cli.InputError(f"--batch-size {cfg.batch_size}: the train split has only {n_train} windows, fewer "
+                             "than one batch, so no optimisation step would run; lower --batch-size or use more "
+                             "windows (--num-windows)")
     opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
     # threshold=0: "a new lowest validation loss" is any decrease, as in the study.
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=cfg.patience, threshold=0.0) \
         if opt else None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and params else model
     start, best, since_best, history = 0, math.inf, 0, []
-    if cfg.resume:
-        state = torch.load(last_path, map_location=dev, weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"])
         if opt:
             opt.load_state_dict(state["optimizer"])
@@ -307,8 +351,9 @@ def _log(writer, row):
     writer.flush()
 
 
+@cli.command(PROG)
 def main(argv=None):
-    cfg = cli.parse(TrainConfig, argv, "posedenoise.train", __doc__.split("\n\n")[0])
+    cfg = cli.parse(TrainConfig, argv, PROG, __doc__.split("\n\n")[0])
     train(cfg)
 
 

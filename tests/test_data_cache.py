@@ -1,8 +1,6 @@
 """Preprocessing on hand-made poses (against values computed by hand and a per-frame loop written here), the
-cache file (round trip, memory-mapping, format checks, atomic writes) and the prepare command."""
-import subprocess
-import sys
-
+cache file (round trip, memory-mapping, format checks, atomic writes) and the prepare command (its bad input:
+tests/test_bad_input.py)."""
 import numpy as np
 import pytest
 
@@ -191,23 +189,6 @@ def test_prepare_writes_a_cache_from_generic_and_synthetic(tmp_path, capsys):
     assert cache.video_lengths[1] == 3                                     # ... and kept in the cache
 
 
-def test_prepare_bad_input_is_one_line_exit_2_and_no_file(tmp_path):
-    (tmp_path / "bad.json").write_text('{"layout": "coco17", "videos": {"a": [[[1, 2')
-    np.savez(tmp_path / "lay.npz", layout=np.array("body99"), a=np.zeros((6, 17, 3)))
-    (tmp_path / "empty").mkdir()
-    cases = [(["--generic", str(tmp_path / "bad.json")], "bad.json: not a readable JSON"),
-             (["--generic", str(tmp_path / "lay.npz")], "unknown keypoint layout 'body99'"),
-             (["--penn-action", str(tmp_path / "empty")], "no .mat label files"),
-             (["--brace", str(tmp_path / "nowhere")], "nowhere: no such folder")]
-    for flags, message in cases:
-        out = tmp_path / "c.npz"
-        r = subprocess.run([sys.executable, "-m", "posedenoise.prepare", *flags, "--synthetic", "2",
-                            "--no-progress", "--out", str(out)], capture_output=True, text=True)
-        assert r.returncode == 2, r.stderr
-        assert r.stderr.count("\n") == 1 and message in r.stderr and r.stderr.startswith("posedenoise.prepare: error")
-        assert not out.exists() and not list(tmp_path.glob(".c.npz*"))
-
-
 def test_prepare_help_and_no_sources(capsys):
     with pytest.raises(SystemExit) as e:
         prepare.main(["--help"])
@@ -240,10 +221,3 @@ def test_prepare_on_the_real_penn_action_labels(tmp_path, penn_action_dir, capsy
     # the keypoints Penn Action lacks are never visible; the rest mostly are
     share = np.asarray(cache.visible).mean(0)
     assert (share[[1, 2, *range(9, 15), *range(21, 25)]] == 0).all() and (share[[0, 3, 4, *range(15, 21)]] > 0.5).all()
-
-
-def test_prepare_unwritable_output_is_one_line_exit_2(tmp_path):
-    (tmp_path / "afile").write_text("x")
-    r = subprocess.run([sys.executable, "-m", "posedenoise.prepare", "--synthetic", "2", "--no-progress",
-                        "--out", str(tmp_path / "afile" / "c.npz")], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "c.npz: cannot write" in r.stderr, r.stderr

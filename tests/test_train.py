@@ -1,7 +1,9 @@
 """Training end to end on tiny synthetic data: the run directory, resume after SIGKILL, the schedule,
-evaluate, denoise, bad flags, and DDP with two gloo processes."""
+evaluate, denoise, a run used from anywhere, and DDP with two gloo processes. (Bad flags and files, for
+every command: tests/test_bad_input.py.)"""
 import json
 import os
+import shutil
 import socket
 import signal
 import subprocess
@@ -75,28 +77,6 @@ def test_resume_after_sigkill_reaches_the_same_metrics(tiny_run, tmp_path):
     assert json.loads((ref / "test.json").read_text()) == json.loads((out / "test.json").read_text())
 
 
-def test_an_existing_run_is_not_overwritten_and_resume_needs_a_run(tiny_run, tmp_path):
-    out, _ = tiny_run
-    r = run("posedenoise.train", "--out", str(out), *TINY)
-    assert r.returncode == 2 and "already holds a run" in r.stderr
-    r = run("posedenoise.train", "--out", str(tmp_path / "none"), "--resume", *TINY)
-    assert r.returncode == 2 and "no checkpoint" in r.stderr
-
-
-@pytest.mark.parametrize("args,match", [
-    (["--bogus"], "unrecognized arguments"),
-    (["--setup", "4"], "invalid choice"),
-    (["--k", "-1"], "--k"),
-    (["--epochs", "x"], "expected int"),
-    (["--model", "unet"], "invalid choice"),
-    (["--data", "/no/such/file"], "no/such/file"),
-])
-def test_bad_flags_give_one_line_and_exit_2(args, match, tmp_path):
-    r = run("posedenoise.train", "--out", str(tmp_path / "r"), *args)
-    assert r.returncode == 2, r.stderr
-    assert match in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
-
-
 def test_schedule_reduces_lr_and_stops_early_on_a_controlled_curve(tmp_path, monkeypatch):
     """Validation losses scripted: new lows at epochs 1-2, then flat. patience 2: lr x 0.1 after epoch 5
     (three epochs without a new low); early stop 4: training ends after epoch 6."""
@@ -135,13 +115,52 @@ def test_evaluate_and_denoise_on_the_tiny_checkpoint(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     d = np.load(tmp_path / "d.npz")
     assert d["heatmaps"].shape == (3, 25, 56, 56) and d["keypoints"].shape == (3, 25, 2)
-    r = run("posedenoise.denoise", str(out), str(tmp_path / "kp.npy") + "x", str(tmp_path / "d2.npz"))
-    assert r.returncode == 2 and "no such file" in r.stderr
-    np.save(tmp_path / "bad.npy", np.zeros((3, 17, 2)))
-    r = run("posedenoise.denoise", str(out), str(tmp_path / "bad.npy"), str(tmp_path / "d3.npz"))
-    assert r.returncode == 2 and "bad.npy" in r.stderr and "(F, 25" in r.stderr
-    r = run("posedenoise.evaluate", str(tmp_path / "kp.npy"))
-    assert r.returncode == 2 and "checkpoint" in r.stderr
+
+
+def test_evaluate_writes_its_report_beside_a_loose_checkpoint(tiny_run, tmp_path, capsys):
+    """Not two folders up (the run directory of checkpoints/best.pt): a loose .pt has no run around it."""
+    from posedenoise import evaluate
+    (tmp_path / "models").mkdir()
+    shutil.copy(tiny_run[0] / "checkpoints" / "best.pt", tmp_path / "models" / "loose.pt")
+    evaluate.main([str(tmp_path / "models" / "loose.pt")])
+    assert (tmp_path / "models" / "evaluate-test.json").exists() and not (tmp_path / "evaluate-test.json").exists()
+    assert f"wrote {tmp_path / 'models' / 'evaluate-test.json'}" in capsys.readouterr().out
+
+
+def test_a_run_is_usable_from_anywhere_and_after_its_data_moved(tmp_path, monkeypatch, capsys):
+    """train records --data as an absolute path: evaluate works from another directory. Once the data has
+    moved, evaluate says so and --data gives the new place, with the run's own windows (the same test PCK);
+    --resume takes it too, and records it."""
+    from posedenoise import evaluate
+    from posedenoise.data import save_cache, synthetic_cache
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_cache(synthetic_cache(30, seed=1), str(tmp_path / "a" / "c.npz"))
+    monkeypatch.chdir(tmp_path / "a")
+    train_mod.main(["--data", "c.npz", "--out", "run", *TINY, "--epochs", "1"])
+    config = json.loads((tmp_path / "a" / "run" / "config.json").read_text())
+    assert config["data"] == str(tmp_path / "a" / "c.npz")
+    test = json.loads((tmp_path / "a" / "run" / "test.json").read_text())
+    monkeypatch.chdir(tmp_path / "b")
+    evaluate.main(["../a/run", "--out", "e.json"])
+    assert json.loads((tmp_path / "b" / "e.json").read_text())["pck"] == test["pck"]
+    capsys.readouterr()
+
+    os.rename(tmp_path / "a" / "c.npz", tmp_path / "b" / "moved.npz")
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["../a/run", "--out", "e2.json"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "c.npz" in err and "--data" in err and err.count("\n") == 1, err
+    evaluate.main(["../a/run", "--data", "moved.npz", "--out", "e3.json"])
+    err = capsys.readouterr().err
+    assert "c.npz is gone" in err and "moved.npz" in err, err
+    assert json.loads((tmp_path / "b" / "e3.json").read_text())["pck"] == test["pck"]   # the run's windows
+
+    train_mod.main(["--data", "moved.npz", "--out", "../a/run", "--resume", *TINY, "--epochs", "2"])
+    assert "c.npz is gone; resuming with" in capsys.readouterr().err
+    config = json.loads((tmp_path / "a" / "run" / "config.json").read_text())
+    assert config["data"] == str(tmp_path / "b" / "moved.npz")
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "a" / "run" / "metrics.jsonl")] == [1, 2]
 
 
 def test_denoise_averages_overlapping_windows_exactly():
@@ -213,18 +232,6 @@ def test_validation_without_countable_keypoints_prints_na_and_resumes(tmp_path, 
     train_mod.train(tiny_config(tmp_path, data=cfg.data, epochs=2, resume=True))
     assert [r["epoch"] for r in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [1, 2]
     assert "epoch 2: " in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("num_windows,batch_size,train_windows", [(5, 16, 3), (40, 100000, 24)])
-def test_a_train_split_smaller_than_a_batch_is_refused(num_windows, batch_size, train_windows, tmp_path, capsys):
-    """drop_last trains only full batches: fewer train windows than --batch-size means no step at all.
-    (60% of --num-windows are train windows: 3 of 5, 24 of 40.)"""
-    with pytest.raises(SystemExit) as e:
-        train_mod.train(tiny_config(tmp_path, num_windows=num_windows, batch_size=batch_size))
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and err.count("\n") == 1, err
-    assert f"--batch-size {batch_size}" in err and f"only {train_windows} windows" in err, err
-    assert not (tmp_path / "r" / "config.json").exists()
 
 
 def test_progress_lines_off_a_terminal_read_the_loss_only_when_shown(tmp_path, capsys, monkeypatch):

@@ -24,6 +24,7 @@ from .preprocess import to_heatmap_space
 from .raw import RawVideo
 
 FORMAT_VERSION = 1
+_MAKE_ONE = "python -m posedenoise.prepare makes one (--generic FILE for keypoints in the generic format)"
 
 
 @dataclass
@@ -120,7 +121,7 @@ def load_cache(path: str) -> KeypointCache:
                 "layout", "version")
         missing = [k for k in need if k not in infos]
         if missing:
-            raise DataError(f"{path}: not a posedenoise keypoint cache (missing fields {missing})")
+            raise DataError(f"{path}: not a posedenoise keypoint cache (missing fields {missing}); {_MAKE_ONE}")
         with np.load(path, allow_pickle=False) as z:
             small = {k: z[k] for k in need if k not in ("coords", "visible")}
         if int(small["version"]) != FORMAT_VERSION:
@@ -131,7 +132,7 @@ def load_cache(path: str) -> KeypointCache:
     except DataError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error) as e:
-        raise DataError(f"{path}: not a readable keypoint cache ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: not a readable keypoint cache ({type(e).__name__}: {e}); {_MAKE_ONE}") from None
     K = len(POSE25)
     starts, lengths = small["video_starts"].astype(np.int64), small["video_lengths"].astype(np.int64)
     if coords.ndim != 3 or coords.shape[1:] != (K, 2) or visible.shape != coords.shape[:2]:
