@@ -42,10 +42,12 @@ class ConvLSTMCell(nn.Module):
         K, S = channels, size
         self.conv_x = nn.Conv2d(K, 4 * K, 3, padding="same", bias=False)   # gates i, f, g, o from x
         self.conv_h = nn.Conv2d(K, 4 * K, 3, padding="same", bias=False)   # ... and from h
-        self.w_ci = nn.Parameter(torch.empty(K, S, S))                     # peepholes, per pixel
-        self.w_cf = nn.Parameter(torch.empty(K, S, S))
-        self.w_co = nn.Parameter(torch.empty(K, S, S))
-        self.bias = nn.Parameter(torch.empty(4 * K, S, S))                 # b_i, b_f, b_c, b_o stacked
+        # Zeros, not torch.empty: a cell used on its own must not compute on whatever memory held (NaN at
+        # times). The models re-initialise them (glorot_) without an extra draw from the RNG here.
+        self.w_ci = nn.Parameter(torch.zeros(K, S, S))                     # peepholes, per pixel
+        self.w_cf = nn.Parameter(torch.zeros(K, S, S))
+        self.w_co = nn.Parameter(torch.zeros(K, S, S))
+        self.bias = nn.Parameter(torch.zeros(4 * K, S, S))                 # b_i, b_f, b_c, b_o stacked
 
     def forward(self, x, state):
         h, c = state                                                       # (B, K, H, W) each
