@@ -179,6 +179,9 @@ def build_parser(cls, prog: str, description: str, positional: Sequence[str] = (
             parser.add_argument(f.name, type=_typed(t), help=help_text)
         elif t is bool:
             parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=help_text)
+        elif typing.get_origin(t) is list:   # a repeatable flag: each use appends one value
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="append", type=_typed(typing.get_args(t)[0]),
+                                default=[], help=help_text, metavar=f.metadata.get("metavar"))
         else:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=_typed(t), default=f.default,
                                 choices=f.metadata.get("choices"), help=help_text,

@@ -18,8 +18,8 @@ import torch
 
 from . import files
 from .data import DataError, open_data
-from .evaluation import SETUPS, evaluate, fmt, format_test_table, test_report
-from .models import MODELS, build
+from .evaluation import SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, test_report
+from .models import MODELS, from_config
 
 PROG = "posedenoise.evaluate"
 
@@ -70,7 +70,10 @@ def load_checkpoint(path: str, device="cpu", needs=EVALUATE_NEEDS):
 
 def model_from_state(state, device, ckpt: str):
     """The model of a checkpoint from load_checkpoint, in eval mode; InputError if its weights do not fit."""
-    model = build(state["config"]["model"]).to(device)
+    try:
+        model = from_config(state["config"]).to(device)
+    except cli.InputError as e:   # the options recorded in the checkpoint (--model-arg) no longer build it
+        raise cli.InputError(f"{ckpt}: {e}") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:   # load_state_dict's error for weights of another shape or architecture
@@ -114,11 +117,13 @@ def main(argv=None):
         data = open_data(spec, step=setup["step"], split=tc["split"], seed=tc["seed"], num_windows=num_windows)
     except DataError as e:
         raise cli.InputError(f"{'--data' if cfg.data else 'the data of the run'}: {e}") from None
-    result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, k=tc["k"],
-                      sigma_choices=setup["sigma_choices"], seed=tc["seed"], backend=tc.get("backend"))
+    noise = dict(k=tc["k"], sigma_choices=setup["sigma_choices"], seed=tc["seed"], backend=tc.get("backend"))
+    result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, **noise)
+    fitted = fit_filters(data, dev, **noise)            # the classical baselines, tuned on val, as train does
+    fitted["test"] = filter_test(data, dev, fitted, split=cfg.split, **noise)
     # A checkpoint counts epochs from 0; reports (metrics.jsonl, test.json) from 1.
     epoch = state["epoch"] + 1 if state.get("epoch") is not None else None
-    report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result)
+    report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result, filters=fitted)
     report.update(checkpoint=ckpt, data=spec, split=cfg.split)
     print(format_test_table(report))
     print("per keypoint group, PCK@0.2:")

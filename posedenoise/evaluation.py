@@ -144,16 +144,19 @@ def filter_bank(data, split: str, dev: torch.device, filters: Dict[str, torch.nn
     return sums.read(world)
 
 
-def fit_filters(data, dev: torch.device, **noise_and_ranks) -> dict:
+def fit_filters(data, dev: torch.device, fixed: Optional[Dict[str, dict]] = None, **noise_and_ranks) -> dict:
     """Each classical filter's hyper-parameters chosen on the validation split, and the best filter: the
     highest validation PCK averaged over ALPHAS (what the reports compare; the lower loss breaks ties; the
     first setting of the GRID on full ties). Never looks at test. (A learned model's checkpoint is chosen by
-    validation loss; picking filters by PCK can only make the baseline stronger.)
+    validation loss; picking filters by PCK can only make the baseline stronger.) `fixed` ({name: options},
+    e.g. from --model-arg) fits only those filters, holding the options given and tuning the rest.
     -> {"filters": {name: {"options": dict, "val_loss": float, "val_pck": {alpha: PCK}}}, "best": name}"""
     from .models import build
     from .models.filters import FILTERS
+    fixed = fixed if fixed is not None else {name: {} for name in FILTERS}
     settings = {f"{name} {json.dumps(opts, sort_keys=True)}": (name, opts)
-                for name, cls in FILTERS.items() for opts in (cls.grid() or [{}])}
+                for name, held in fixed.items()
+                for opts in ({**g, **held} for g in (FILTERS[name].grid() or [{}]))}
     val = filter_bank(data, "val", dev, {label: build(name, **opts) for label, (name, opts) in settings.items()},
                       **noise_and_ranks)
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import reprlib
+import shlex
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -27,7 +28,7 @@ if __name__ == "__main__":   # a command, not an import: set how OpenMP waits be
     cli.openmp_wait_policy()
 
 from . import files
-from .evaluation import ALPHAS
+from .evaluation import ALPHAS, filter_label
 
 GRID_MODELS = ("conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat")
 KS = (1, 2)
@@ -89,7 +90,8 @@ def run(argv: List[str]) -> None:
                                               str(setup), "--out", cell_dir(args.out, model, k, setup)]
                          + (["--resume"] if resume else []), f"{PROG} run", "")
 
-    config(*chosen[0], resume=False)   # the train flags, checked before any cell trains or is found finished
+    for model in dict.fromkeys(c[0] for c in chosen):   # the train flags (--model-arg: per model), checked
+        config(model, *chosen[0][1:], resume=False)      # before any cell trains or is found finished
     for i, (model, k, setup) in enumerate(chosen):
         out = cell_dir(args.out, model, k, setup)
         if os.path.exists(os.path.join(out, "test.json")):
@@ -107,20 +109,30 @@ def run(argv: List[str]) -> None:
 
 
 def load_grid(root: str) -> Dict[Tuple[str, int, int], dict]:
-    """(model, k, setup) -> {"metrics": [epoch rows], "test": test.json or None} for cells with any output.
-    Every row and test.json is checked for the fields the report reads: InputError names the file and field."""
+    """(model, k, setup) -> load_run of the cell, for cells with any output."""
     found = {}
     for model, k, setup in cells():
-        d = cell_dir(root, model, k, setup)
-        metrics_path, test_path = os.path.join(d, "metrics.jsonl"), os.path.join(d, "test.json")
-        if not os.path.exists(metrics_path) and not os.path.exists(test_path):
-            continue
-        rows = _read_json(metrics_path, lines=True) if os.path.exists(metrics_path) else []
-        for n, row in enumerate(rows, 1):
-            _checked(row, f"{metrics_path}:{n}", METRICS_ROW)
-        test = _checked(_read_json(test_path), test_path, TEST_JSON) if os.path.exists(test_path) else None
-        found[(model, k, setup)] = {"metrics": rows, "test": test}
+        run = load_run(cell_dir(root, model, k, setup))
+        if run is not None:
+            found[(model, k, setup)] = run
     return found
+
+
+def load_run(d: str) -> Optional[dict]:
+    """A run directory -> {"metrics": [epoch rows], "test": test.json or None, "config": config.json or None},
+    None if it has neither metrics.jsonl nor test.json. Every row and test.json is checked for the fields the
+    report reads: InputError names the file and field."""
+    path = {name: os.path.join(d, name) for name in ("metrics.jsonl", "test.json", "config.json")}
+    if not os.path.exists(path["metrics.jsonl"]) and not os.path.exists(path["test.json"]):
+        return None
+    rows = _read_json(path["metrics.jsonl"], lines=True) if os.path.exists(path["metrics.jsonl"]) else []
+    for n, row in enumerate(rows, 1):
+        _checked(row, f"{path['metrics.jsonl']}:{n}", METRICS_ROW)
+    test = _checked(_read_json(path["test.json"]), path["test.json"], TEST_JSON) \
+        if os.path.exists(path["test.json"]) else None
+    config = _checked(_read_json(path["config.json"]), path["config.json"], CONFIG_JSON) \
+        if os.path.exists(path["config.json"]) else None
+    return {"metrics": rows, "test": test, "config": config}
 
 
 def _read_json(path: str, lines: bool = False):
@@ -165,8 +177,19 @@ METRICS_ROW = {"epoch": (_integer, "an integer"), "train_loss": (_number, "a num
 TEST_JSON = {"best_epoch": (lambda v: v is None or _integer(v), "an integer"), "pck": (_per_alpha, PER_ALPHA),
              "identity_pck": (_per_alpha, PER_ALPHA), "mean_threshold_px": (_per_alpha, PER_ALPHA),
              "per_group_pck": (lambda v: isinstance(v, dict) and all(_number(x) for x in v.values()),
-                               "an object {group: number}")}
-MAY_BE_ABSENT = {"val_identity_pck"}
+                               "an object {group: number}"),
+             "filters": (lambda v: isinstance(v, dict) and all(
+                 isinstance(f, dict) and isinstance(f.get("options"), dict) and _per_alpha(f.get("pck"))
+                 and _per_alpha(f.get("val_pck")) for f in v.values()),
+                 'an object {filter: {"options": {...}, "val_pck": {...}, "pck": {...}}}'),
+             "best_filter": (lambda v: v is None or isinstance(v, str), "a filter's name"),
+             "best_filter_pck": (lambda v: v is None or _per_alpha(v), PER_ALPHA),
+             "margin_over_best_filter": (_per_alpha, PER_ALPHA)}
+CONFIG_JSON = {"model": (lambda v: isinstance(v, str), "a model name"), "k": (_number, "a number"),
+               "setup": (_integer, "an integer"), "batch_size": (_integer, "an integer"),
+               "data_summary": (lambda v: isinstance(v, dict) and isinstance(v.get("windows"), dict)
+                                and _integer(v["windows"].get("train")), 'an object with "windows": {"train": n}')}
+MAY_BE_ABSENT = {"val_identity_pck", "filters", "best_filter", "best_filter_pck", "margin_over_best_filter"}
 
 
 def _checked(doc, where: str, fields: dict):
@@ -184,12 +207,19 @@ def _checked(doc, where: str, fields: dict):
     return doc
 
 
-def _fmt(v, digits=3):
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+def _fmt(v, digits=3, sign=False):
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{'+' if sign else ''}.{digits}f}"
+
+
+def _cell_test(grid, k: int, s: int) -> Optional[dict]:
+    """test.json of any finished model of cell k.s: the identity, the filters and the thresholds depend on the
+    data, split and noise only, which the cell's models share."""
+    return next((grid[(m, k, s)]["test"] for m in GRID_MODELS if (grid.get((m, k, s)) or {}).get("test")), None)
 
 
 def pck_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
-    """Tables 1/2: rows models + identity + threshold; columns setup x alpha. Values are floats or None."""
+    """Tables 1/2: rows models + identity + best classical filter + threshold; columns setup x alpha. Values
+    are floats or None (runs from before the filters have no filter row values)."""
     header = ["model"] + [f"setup {s} PCK@{a:g}" for s in SETUP_IDS for a in ALPHAS]
     rows = []
     for model in GRID_MODELS:
@@ -198,12 +228,30 @@ def pck_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
             t = (grid.get((model, k, s)) or {}).get("test")
             row += [t["pck"][f"{a:g}"] if t else None for a in ALPHAS]
         rows.append(row)
-    ident, thr = ["identity (noisy input)"], ["mean threshold (px)"]
+    ident, filt, thr, names = ["identity (noisy input)"], [], ["mean threshold (px)"], []
     for s in SETUP_IDS:
-        t = next((grid[(m, k, s)]["test"] for m in GRID_MODELS if (grid.get((m, k, s)) or {}).get("test")), None)
+        t = _cell_test(grid, k, s) or {}
+        best = t.get("best_filter_pck") or {}
         ident += [t["identity_pck"][f"{a:g}"] if t else None for a in ALPHAS]
+        filt += [best.get(f"{a:g}") for a in ALPHAS]
         thr += [t["mean_threshold_px"][f"{a:g}"] if t else None for a in ALPHAS]
-    return header, rows + [ident, thr]
+        if t.get("best_filter"):
+            names.append(filter_label(t["best_filter"], t["filters"][t["best_filter"]]["options"]))
+    filt.insert(0, f"best classical filter ({', '.join(dict.fromkeys(names)) or 'not in these runs'})")
+    return header, rows + [ident, filt, thr]
+
+
+def margin_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
+    """Tables 5/6: each model's test PCK minus the best classical filter's (chosen on validation)."""
+    header = ["model"] + [f"setup {s} PCK@{a:g}" for s in SETUP_IDS for a in ALPHAS]
+    rows = []
+    for model in GRID_MODELS:
+        row = [model]
+        for s in SETUP_IDS:
+            margin = ((grid.get((model, k, s)) or {}).get("test") or {}).get("margin_over_best_filter") or {}
+            row += [margin.get(f"{a:g}") for a in ALPHAS]
+        rows.append(row)
+    return header, rows
 
 
 def group_table(grid, k: int) -> Tuple[List[str], List[List[object]]]:
@@ -234,10 +282,13 @@ def render_tables(grid) -> Dict[str, str]:
     md, tex = [], []
     buf = io.StringIO()
     w = csv.writer(buf)
+    margin = "test PCK minus the best classical filter's (positive: the model wins)"
     specs = [("Table 1", "test PCK, k = 1", pck_table(grid, 1), 1, len(GRID_MODELS)),
              ("Table 2", "test PCK, k = 2", pck_table(grid, 2), 1, len(GRID_MODELS)),
              ("Table 3", "test PCK@0.2 per keypoint group, k = 1", group_table(grid, 1), 2, None),
-             ("Table 4", "test PCK@0.2 per keypoint group, k = 2", group_table(grid, 2), 2, None)]
+             ("Table 4", "test PCK@0.2 per keypoint group, k = 2", group_table(grid, 2), 2, None),
+             ("Table 5", f"{margin}, k = 1", margin_table(grid, 1), 1, None),
+             ("Table 6", f"{margin}, k = 2", margin_table(grid, 2), 1, None)]
     for title, caption, (header, rows), first, model_rows in specs:
         value_cols = len(header) - (1 if title in ("Table 3", "Table 4") else 0)
         best = _best_per_column([r[:value_cols] for r in rows], first, model_rows or len(rows))
@@ -254,7 +305,8 @@ def render_tables(grid) -> Dict[str, str]:
                     cells_tex.append(str(v))
                     continue
                 digits = 0 if header[c] == "best epoch" else (2 if r[0] == "mean threshold (px)" else 3)
-                s = str(v) if header[c] == "best epoch" and v is not None else _fmt(v, digits)
+                s = str(v) if header[c] == "best epoch" and v is not None else \
+                    _fmt(v, digits, sign=title in ("Table 5", "Table 6"))
                 mark = best.get(c) == i
                 cells_md.append(f"**{s}**" if mark else s)
                 cells_tex.append(f"\\textbf{{{s}}}" if mark else s)
@@ -284,7 +336,7 @@ def draw_figure(grid):
     fig, axes = plt.subplots(len(GRID_MODELS), 3, figsize=(15, 3.2 * len(GRID_MODELS)), squeeze=False)
     names = [f"{k}.{s}" for k in KS for s in SETUP_IDS]
     colors = {name: plt.cm.tab10(i) for i, name in enumerate(names)}
-    shown = set()
+    shown, filtered = set(), False
     for r, model in enumerate(GRID_MODELS):
         for c, (key, label) in enumerate((("train_loss", "train loss"), ("val_loss", "validation loss"),
                                           ("val_pck", "validation PCK@0.2"))):
@@ -307,6 +359,10 @@ def draw_figure(grid):
                     if key == "val_pck":
                         ident = [_nan((row.get("val_identity_pck") or {}).get("0.2")) for row in rows]
                         ax.plot(ep, ident, "--", color=colors[name], lw=1, alpha=0.8, marker="_", ms=8)
+                        level = _best_filter_val_pck(grid, model, k, s)
+                        if level is not None:   # validation noise is fixed: one level for all epochs
+                            ax.axhline(level, color=colors[name], ls="-.", lw=1, alpha=0.8)
+                            filtered = True
                     shown.add(name)
             if epochs and key != "val_pck":
                 vals = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
@@ -325,13 +381,21 @@ def draw_figure(grid):
             ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=colors[n], lw=1.5, marker="o", ms=4, label=f"k.setup {n}") for n in names
                if n in shown]
-    handles += [Line2D([], [], color="gray", ls="--", lw=1, marker="_", ms=8, label="identity (noisy input)"),
-                Line2D([], [], color="gray", ls="", marker="o", ms=9, mfc="none", mew=1.5, label="lr reduced")]
+    handles += [Line2D([], [], color="gray", ls="--", lw=1, marker="_", ms=8, label="identity (noisy input)")]
+    if filtered:
+        handles.append(Line2D([], [], color="gray", ls="-.", lw=1, label="best classical filter (tuned on val)"))
+    handles.append(Line2D([], [], color="gray", ls="", marker="o", ms=9, mfc="none", mew=1.5, label="lr reduced"))
     rows_of_legend = 1 if len(handles) <= 9 else 2
     fig.legend(handles=handles, loc="lower center", ncol=math.ceil(len(handles) / rows_of_legend), fontsize=9,
                frameon=False)
     fig.tight_layout(rect=(0, 0.03 * rows_of_legend, 1, 1))   # leave the bottom strip to the legend
     return fig
+
+
+def _best_filter_val_pck(grid, model, k, s) -> Optional[float]:
+    """Validation PCK@0.2 of the best classical filter of a finished run (test.json), else None."""
+    t = (grid.get((model, k, s)) or {}).get("test") or {}
+    return t["filters"][t["best_filter"]]["val_pck"].get("0.2") if t.get("best_filter") else None
 
 
 def _nan(v):
@@ -351,12 +415,26 @@ def figure(grid, path_png: str, path_pdf: str) -> int:
 
 
 def report(argv: List[str]) -> None:
-    ap = cli.OneLineParser(prog=f"{PROG} report", description="Figure 1 and Tables 1-4 of a grid directory")
+    ap = cli.OneLineParser(prog=f"{PROG} report", description="Figure 1 and Tables 1-6 of a grid directory")
     ap.add_argument("dir", help="grid directory written by `run`")
+    ap.add_argument("--results", metavar="PATH", help="also write the results page (Markdown) there, e.g. "
+                    "docs/results.md: every run next to the identity and the classical filters, with its budget "
+                    "and command")
+    ap.add_argument("--also", metavar="RUN", action="append", default=[],
+                    help="a further run directory for the results page (e.g. a --model-arg variant); repeatable")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.dir):
         raise cli.InputError(f"{args.dir}: no such directory")
     cli.check_output(args.dir, "", kind="dir")    # the report is written into the grid directory
+    if args.results:
+        cli.check_output(args.results, "--results")
+    also = []
+    for d in args.also:
+        run = load_run(d) if os.path.isdir(d) else None
+        if run is None or run["test"] is None or run["config"] is None:
+            raise cli.InputError(f"--also {d}: expected a finished run directory (config.json, metrics.jsonl, "
+                                 "test.json)")
+        also.append(run)
     grid = load_grid(args.dir)
     if not grid:
         raise cli.InputError(f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
@@ -366,6 +444,11 @@ def report(argv: List[str]) -> None:
     figure(grid, os.path.join(args.dir, "figure1.png"), os.path.join(args.dir, "figure1.pdf"))
     print(tables["md"])
     print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
+    if args.results:
+        from .results import page
+        files.write_text(args.results, page(list(grid.values()) + also,
+                                            shlex.join(["python", "-m", PROG, "report", *argv])))
+        print(f"wrote {args.results}")
 
 
 @cli.command(PROG)

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from . import cli
 if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
@@ -31,9 +31,10 @@ import torch.distributed as dist
 from . import files, ops
 from .data import Batches, DataError, open_data
 from .evaluate import load_checkpoint
-from .evaluation import SETUPS, evaluate, fmt, format_test_table, masked_mse, model_batch, overall_dict, test_report
+from .evaluation import (SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, masked_mse,
+                         model_batch, overall_dict, test_report)
 from .memory import keep_freed_memory
-from .models import MODELS, build
+from .models import FILTERS, MODELS, build, model_options
 
 PROG = "posedenoise.train"
 DEMO_EPOCHS = 8            # the synthetic demo's default maximum, sized for < 10 minutes on 2 CPU cores
@@ -68,6 +69,11 @@ class TrainConfig:
     early_stop: int = field(default=10, metadata={"help": "epochs without a new lowest val loss before stopping"})
     backend: Optional[str] = field(default=None, metadata={"help": "heatmap kernel backend (default: by device)",
                                                            "choices": list(ops.BACKENDS)})
+    model_arg: List[str] = field(default_factory=list, metadata={
+        "metavar": "NAME=VALUE",
+        "help": "a constructor option of the model, repeatable: e.g. deciwatch interval=1 (sees every frame), "
+                "hidden=64, layers=3; savgol polyorder=1; one-euro beta=0.1 (a filter's options given here are "
+                "not tuned on validation); see each model's constructor"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars (on a terminal) or progress lines (otherwise)"})
 
     def __post_init__(self):
@@ -85,6 +91,7 @@ class TrainConfig:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise cli.InputError(f"--lr: expected a positive number, got {self.lr}")
         cli.check_seed(self.seed)
+        model_options(self.model, self.model_arg)   # InputError naming the option
         synthetic = self.data == "synthetic"
         if not synthetic:   # recorded in the run (config.json, checkpoints): evaluate and resume it from anywhere
             self.data = os.path.abspath(self.data)
@@ -99,15 +106,19 @@ class TrainConfig:
 # The flags that define a run. Resuming with other values would mix two runs in one directory, or be ignored
 # without a word (the optimizer and scheduler states bring their own lr and patience). --epochs, --early-stop,
 # --device, --backend and --quiet may change on --resume.
-RUN_FLAGS = ("model", "setup", "k", "data", "seed", "split", "num_windows", "batch_size", "lr", "patience")
+RUN_FLAGS = ("model", "model_arg", "setup", "k", "data", "seed", "split", "num_windows", "batch_size", "lr",
+             "patience")
 
 
 def check_same_run(cfg: TrainConfig, recorded: dict) -> None:
     """--resume: cfg must agree with the run's own config (`recorded`, from its checkpoint) on RUN_FLAGS.
     The one exception is --data when the run's data is gone: the file moved, and --data says where to."""
     ours, theirs, moved = [], [], None
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(TrainConfig)}
     for name in RUN_FLAGS:
-        mine, run = getattr(cfg, name), recorded.get(name)
+        # A flag added since the run was written (model_arg): the run had its default.
+        mine, run = getattr(cfg, name), recorded.get(name, defaults[name])
         if name == "data" and run != "synthetic":
             run = os.path.abspath(run)           # runs before absolute paths were recorded: relative to here
             if mine != run and not os.path.exists(run):
@@ -125,6 +136,8 @@ def check_same_run(cfg: TrainConfig, recorded: dict) -> None:
 
 
 def _shown(value) -> str:
+    if isinstance(value, list):
+        return " ".join(value) or "(none)"
     return "(default)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -176,7 +189,7 @@ def train(cfg: TrainConfig) -> dict:
     except DataError as e:
         raise cli.InputError(f"--data: {e}") from None
     torch.manual_seed(cfg.seed)
-    model = build(cfg.model).to(dev)
+    model = build(cfg.model, **model_options(cfg.model, cfg.model_arg)).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = len(data.split_ids("train"))
     if params and n_train < cfg.batch_size:
@@ -261,9 +274,16 @@ def train(cfg: TrainConfig) -> dict:
             dist.barrier()  # rank 0 has written best.pt
         model.load_state_dict(torch.load(best_path, map_location=dev, weights_only=False)["model"])
     best_epoch = next((r["epoch"] for r in history if r["best"] and r["val_loss"] == best), None)
-    test = evaluate(net, model.output_kind, data, "test", dev, batch_size=cfg.batch_size, rank=rank, world=world,
-                    show=show, **noise)
-    report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test)
+    # The classical filters, tuned on validation, for the same split and noise: what a learned model must beat.
+    ranks = dict(rank=rank, world=world, show=show)
+    fitted = fit_filters(data, dev, **noise, **ranks)
+    options = model_options(cfg.model, cfg.model_arg)
+    if cfg.model in FILTERS:   # a filter as the model: the options --model-arg gives held, the rest tuned
+        options = fit_filters(data, dev, fixed={cfg.model: options}, **noise, **ranks)["filters"][cfg.model]["options"]
+        model = net = build(cfg.model, **options).to(dev)
+    test = evaluate(net, model.output_kind, data, "test", dev, batch_size=cfg.batch_size, **ranks, **noise)
+    fitted["test"] = filter_test(data, dev, fitted, **noise, **ranks)
+    report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test, filters=fitted) | {"model_options": options}
     if main_rank:
         files.write_json(os.path.join(cfg.out, "test.json"), report)
         print(format_test_table(report))

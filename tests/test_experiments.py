@@ -10,9 +10,17 @@ from posedenoise import experiments as ex
 from posedenoise.cli import InputError
 
 
-def fake_run(root, model, k, setup, pck, identity, groups, best_epoch=3, epochs=4, finished=True):
-    d = ex.cell_dir(str(root), model, k, setup)
+def fake_run(root, model, k, setup, pck, identity, groups, best_epoch=3, epochs=4, finished=True, filters=None,
+             d=None, model_arg=()):
+    """A run directory as train writes it. filters: {name: (options, val PCK@0.2, test PCK triple)}; the best
+    is the highest val PCK@0.2 (every alpha gets the same val value here)."""
+    d = d or ex.cell_dir(str(root), model, k, setup)
     os.makedirs(d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"model": model, "k": float(k), "setup": setup, "batch_size": 16, "epochs": epochs, "seed": 0,
+                   "data": "/data/penn.npz", "out": d, "model_arg": list(model_arg), "num_windows": None,
+                   "data_summary": {"data": "/data/penn.npz", "source": "penn_action", "videos": 10, "frames": 900,
+                                    "windows": {"train": 160, "val": 50, "test": 40}}}, f)
     with open(os.path.join(d, "metrics.jsonl"), "w") as f:
         for e in range(epochs):
             f.write(json.dumps({"epoch": e + 1, "train_loss": 10.0 / (e + 1), "val_loss": 12.0 / (e + 1),
@@ -25,7 +33,18 @@ def fake_run(root, model, k, setup, pck, identity, groups, best_epoch=3, epochs=
                        "pck": dict(zip(("0.05", "0.1", "0.2"), pck)),
                        "identity_pck": dict(zip(("0.05", "0.1", "0.2"), identity)),
                        "per_group_pck": dict(zip(ex.GROUPS, groups)),
-                       "mean_threshold_px": {"0.05": 0.8, "0.1": 1.6, "0.2": 3.2}}, f)
+                       "mean_threshold_px": {"0.05": 0.8, "0.1": 1.6, "0.2": 3.2}, **_filter_fields(pck, filters)}, f)
+
+
+def _filter_fields(pck, filters):
+    if not filters:
+        return {}
+    alphas = ("0.05", "0.1", "0.2")
+    best = max(filters, key=lambda n: filters[n][1])
+    return {"filters": {n: {"options": o, "val_loss": 1.0, "val_pck": dict.fromkeys(alphas, v), "test_loss": 1.0,
+                            "pck": dict(zip(alphas, t))} for n, (o, v, t) in filters.items()},
+            "best_filter": best, "best_filter_pck": dict(zip(alphas, filters[best][2])),
+            "margin_over_best_filter": {a: round(p - b, 6) for a, p, b in zip(alphas, pck, filters[best][2])}}
 
 
 def md_table(text, title):
@@ -137,3 +156,60 @@ def test_figure_shows_every_point_on_whole_epochs_and_the_legend_covers_no_panel
             assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+FILTERS = {"mean": ({}, 0.85, (0.15, 0.45, 0.86)), "savgol": ({"polyorder": 2}, 0.6, (0.1, 0.3, 0.6))}
+
+
+@pytest.fixture
+def filtered_grid(tmp_path):
+    """A grid whose runs report the classical filters (as train writes them since the filters exist)."""
+    fake_run(tmp_path, "conv3d", 1, 1, (0.30, 0.60, 0.90), (0.1, 0.3, 0.5), [0.5] * 8, filters=FILTERS)
+    fake_run(tmp_path, "deciwatch", 1, 1, (0.05, 0.17, 0.50), (0.1, 0.3, 0.5), [0.5] * 8, filters=FILTERS, epochs=1)
+    fake_run(tmp_path, "deciwatch", 1, 1, (0.06, 0.18, 0.52), (0.1, 0.3, 0.5), [0.5] * 8, filters=FILTERS,
+             d=str(tmp_path / "variant"), model_arg=["interval=1"], epochs=1)
+    return tmp_path
+
+
+def test_tables_show_the_best_classical_filter_and_each_models_margin_over_it(filtered_grid):
+    ex.main(["report", str(filtered_grid)])
+    md = (filtered_grid / "tables.md").read_text()
+    t1 = md_table(md, "Table 1")
+    rows = {r[0]: r for r in t1[1:]}
+    col = t1[0].index("setup 1 PCK@0.2")
+    assert rows["best classical filter (mean)"][col] == "0.860"          # the filter validation chose
+    assert rows["conv3d"][col] == "**0.900**"                            # a filter is never marked best
+    t5 = md_table(md, "Table 5")
+    rows5 = {r[0]: r for r in t5[1:]}
+    assert rows5["conv3d"][col] == "**+0.040**" and rows5["deciwatch"][col] == "-0.360"
+    assert rows5["conv3d"][t5[0].index("setup 1 PCK@0.05")] == "**+0.150**"
+    assert rows5["biconvlstm-sum"][col] == "—"
+
+
+def test_figure_draws_the_best_filters_validation_level(filtered_grid):
+    fig = ex.draw_figure(ex.load_grid(str(filtered_grid)))
+    pck_panel = fig.axes[2]                                              # conv3d, validation PCK@0.2
+    levels = [line.get_ydata()[0] for line in pck_panel.get_lines() if line.get_linestyle() == "-."]
+    assert levels == [0.85]
+    assert "best classical filter (tuned on val)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_results_page_lists_every_run_with_the_filters_budget_and_command(filtered_grid, capsys):
+    page = filtered_grid / "docs" / "results.md"
+    ex.main(["report", str(filtered_grid), "--results", str(page), "--also", str(filtered_grid / "variant")])
+    text = page.read_text()
+    table = text.split("## k = 1, setup 1", 1)[1]
+    row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+           for line in table.splitlines() if line.startswith("| ")}
+    assert row["mean **(best on val)**"][1] == "0.150 / 0.450 / 0.860" and row["mean **(best on val)**"][2] == "+0.000"
+    assert row["savgol (polyorder=2)"][2] == "-0.260"
+    assert row["identity (the noisy input)"][2] == "-0.360"
+    assert row["**deciwatch (interval=1)**"][1] == "0.060 / 0.180 / 0.520" and row["**deciwatch (interval=1)**"][2] == "-0.340"
+    assert row["**conv3d**"][3].startswith("40 steps (4 epochs")               # 160 // 16 steps x 4 epochs
+    assert row["**conv3d**"][4] == "0.100"                                      # 4 s over 40 steps
+    assert "--model deciwatch --epochs 1 --model-arg interval=1" in text
+    assert "python -m posedenoise.experiments report" in text and "would not be comparable" in text
+    assert f"wrote {page}" in capsys.readouterr().out
+

@@ -322,3 +322,50 @@ def test_commands_choose_how_openmp_threads_wait_before_torch_loads_openmp(modul
         {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "GOMP_SPINCOUNT": user.get("GOMP_SPINCOUNT")}
     assert seen == [f"at torch import: {expect['OMP_WAIT_POLICY']} {expect['GOMP_SPINCOUNT']}"], (r.stdout[-500:],
                                                                                                  r.stderr[-500:])
+
+
+def test_test_json_and_the_printed_table_carry_the_classical_filters(tiny_run):
+    """Every filter, tuned on val; the best is the highest mean validation PCK; the margin is the model's test
+    PCK minus the best filter's, per threshold."""
+    from posedenoise.models.filters import FILTERS
+    out, stdout = tiny_run
+    test = json.loads((out / "test.json").read_text())
+    assert set(test["filters"]) == set(FILTERS)
+    for name, f in test["filters"].items():
+        assert f["options"] in (FILTERS[name].grid() or [{}]), name   # a setting of its grid
+    mean_val = {n: np.mean(list(f["val_pck"].values())) for n, f in test["filters"].items()}
+    assert mean_val[test["best_filter"]] == max(mean_val.values())
+    assert test["best_filter_pck"] == test["filters"][test["best_filter"]]["pck"]
+    for a, v in test["pck"].items():
+        assert test["margin_over_best_filter"][a] == pytest.approx(v - test["best_filter_pck"][a], abs=2e-6)
+    assert f"best classical filter: {test['best_filter']}" in stdout and "conv3d minus the best filter" in stdout
+
+
+def test_model_arg_is_recorded_and_every_command_rebuilds_the_model_with_it(tmp_path, monkeypatch):
+    from posedenoise import evaluate
+    out = tmp_path / "r"
+    train_mod.main(["--model", "deciwatch", "--model-arg", "interval=1", "--model-arg", "layers=2", "--epochs", "1",
+                    "--out", str(out), *TINY])
+    assert json.loads((out / "config.json").read_text())["model_arg"] == ["interval=1", "layers=2"]
+    state = torch.load(out / "checkpoints" / "best.pt", weights_only=False)
+    assert state["config"]["model_arg"] == ["interval=1", "layers=2"]
+    assert json.loads((out / "test.json").read_text())["model_options"] == {"interval": 1, "layers": 2}
+    seen = []
+    real = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda net, *a, **kw: seen.append(net) or real(net, *a, **kw))
+    evaluate.main([str(out), "--out", str(tmp_path / "e.json")])
+    assert seen[0].interval == 1 and len(seen[0].encoder.layers) == 2
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["pck"] == json.loads((out / "test.json").read_text())["pck"]
+    assert report["best_filter_pck"] == json.loads((out / "test.json").read_text())["best_filter_pck"]   # same split
+
+
+def test_a_filter_as_the_model_holds_the_options_given_and_tunes_the_rest(tmp_path):
+    from posedenoise.models.filters import FILTERS
+    out = tmp_path / "f"
+    train_mod.main(["--model", "one-euro", "--model-arg", "beta=0.1", "--out", str(out), *TINY])
+    test = json.loads((out / "test.json").read_text())
+    grid = FILTERS["one-euro"].GRID
+    assert test["model_options"]["beta"] == 0.1 and test["model_options"]["min_cutoff"] in grid["min_cutoff"]
+    assert test["filters"]["one-euro"]["options"] in FILTERS["one-euro"].grid()   # the baseline: the full grid
+    assert not (out / "checkpoints" / "best.pt").exists()                         # nothing was trained
