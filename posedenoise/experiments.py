@@ -132,7 +132,22 @@ def load_run(d: str) -> Optional[dict]:
         if os.path.exists(path["test.json"]) else None
     config = _checked(_read_json(path["config.json"]), path["config.json"], CONFIG_JSON) \
         if os.path.exists(path["config.json"]) else None
-    return {"metrics": rows, "test": test, "config": config}
+    return {"metrics": rows, "test": test, "config": config, "dir": os.path.realpath(d)}
+
+
+def finished_runs(d: str) -> List[dict]:
+    """load_run of `d` if it is a finished run, else of every finished run under it (sorted by path);
+    InputError (naming --also) if there is none."""
+    found = []
+    for folder, dirs, names in os.walk(d) if os.path.isdir(d) else []:
+        dirs.sort()
+        if {"config.json", "test.json"} <= set(names):
+            found.append(load_run(folder))
+            dirs.clear()                        # a run's own folders (checkpoints/) hold no runs
+    if not found:
+        raise cli.InputError(f"--also {d}: expected a finished run directory (config.json, metrics.jsonl, "
+                             "test.json) or a folder holding some")
+    return found
 
 
 def _read_json(path: str, lines: bool = False):
@@ -420,21 +435,16 @@ def report(argv: List[str]) -> None:
     ap.add_argument("--results", metavar="PATH", help="also write the results page (Markdown) there, e.g. "
                     "docs/results.md: every run next to the identity and the classical filters, with its budget "
                     "and command")
-    ap.add_argument("--also", metavar="RUN", action="append", default=[],
-                    help="a further run directory for the results page (e.g. a --model-arg variant); repeatable")
+    ap.add_argument("--also", metavar="DIR", action="append", default=[],
+                    help="further runs for the results page: a run directory (e.g. a --model-arg variant), or a "
+                         "folder of them (every finished run under it); repeatable")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.dir):
         raise cli.InputError(f"{args.dir}: no such directory")
     cli.check_output(args.dir, "", kind="dir")    # the report is written into the grid directory
     if args.results:
         cli.check_output(args.results, "--results")
-    also = []
-    for d in args.also:
-        run = load_run(d) if os.path.isdir(d) else None
-        if run is None or run["test"] is None or run["config"] is None:
-            raise cli.InputError(f"--also {d}: expected a finished run directory (config.json, metrics.jsonl, "
-                                 "test.json)")
-        also.append(run)
+    also = [run for d in args.also for run in finished_runs(d)]
     grid = load_grid(args.dir)
     if not grid:
         raise cli.InputError(f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
@@ -446,7 +456,8 @@ def report(argv: List[str]) -> None:
     print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
     if args.results:
         from .results import page
-        files.write_text(args.results, page(list(grid.values()) + also,
+        runs = {run["dir"]: run for run in [*grid.values(), *also]}      # a run named twice is shown once
+        files.write_text(args.results, page(list(runs.values()),
                                             shlex.join(["python", "-m", PROG, "report", *argv])))
         print(f"wrote {args.results}")
 

@@ -198,8 +198,10 @@ def test_figure_draws_the_best_filters_validation_level(filtered_grid):
 
 def test_results_page_lists_every_run_with_the_filters_budget_and_command(filtered_grid, capsys):
     page = filtered_grid / "docs" / "results.md"
-    ex.main(["report", str(filtered_grid), "--results", str(page), "--also", str(filtered_grid / "variant")])
+    # --also takes a run or a folder of runs; a run named twice (here the grid's own) is shown once
+    ex.main(["report", str(filtered_grid), "--results", str(page), "--also", str(filtered_grid)])
     text = page.read_text()
+    assert text.count("| **conv3d** |") == 1 and text.count("| **deciwatch (interval=1)** |") == 1
     table = text.split("## k = 1, setup 1", 1)[1]
     row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
            for line in table.splitlines() if line.startswith("| ")}
