@@ -12,9 +12,10 @@ evaluates a floating-point CDF.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +35,11 @@ class DiscreteTable:
     def tensor_u32(self, device="cpu") -> torch.Tensor:
         """Thresholds as uint32 bit patterns in an int32 tensor: the C++ and Triton representation."""
         return _as_tensor(self, torch.device(device), torch.int32)
+
+    def probabilities(self) -> Dict[int, float]:
+        """{value: P(value)} as drawn from a uniform uint32 (exact: each is a multiple of 2**-32)."""
+        edges = (0,) + self.thresholds + (TWO32,)
+        return {self.low + i: (hi - lo) / TWO32 for i, (lo, hi) in enumerate(zip(edges, edges[1:]))}
 
 
 @functools.lru_cache(maxsize=256)
@@ -108,3 +114,156 @@ MIN_SIGMA = 0.05  # a Gaussian below it is one pixel anyway (r = 0 for sigma < 0
 def check_sigma(sigma: float, size: int) -> bool:
     """sigma in [MIN_SIGMA, size]: above the map size the kernel is wider than four maps and the map is flat."""
     return math.isfinite(sigma) and MIN_SIGMA <= sigma <= size
+
+# ----------------------------------------------------------------------------------------------------
+# Noise laws: the tables a run draws from, simulated (the study's) or measured (noise.json)
+# ----------------------------------------------------------------------------------------------------
+
+NOISE_FORMAT = "posedenoise-noise/1"
+
+
+@dataclass(frozen=True)
+class NoiseLaw:
+    """Everything the backends draw noise from: the per-axis shift table, the table of an index into
+    sigma_choices, and the map size the shifts were folded at (+-(size - 1)) and the sigmas checked against.
+    Immutable and hashable: posedenoise.ops caches the per-device tables by it. Built by simulated() (the
+    study's law) or load_noise_json() / from_json_dict() (a measured one): both are the same kind of tables,
+    so every backend draws either law by the same code, bit for bit."""
+    shift: DiscreteTable
+    sigma_index: DiscreteTable
+    sigma_choices: Tuple[float, ...]   # float32 values
+    size: int = 56
+
+    def __post_init__(self):
+        # The kernels count sigma thresholds from 0 (they take no `low` for the index) and index the sigma
+        # rows with the count: the index must start at 0 and stay below len(sigma_choices).
+        if self.sigma_index.low != 0 or len(self.sigma_index.thresholds) >= len(self.sigma_choices):
+            raise ValueError(f"sigma_index: expected a table over [0, {len(self.sigma_choices)}), got "
+                             f"{self.sigma_index}")
+
+    @staticmethod
+    def simulated(k: float, sigma_choices=None, size: int = 56, dist: str = "normal") -> "NoiseLaw":
+        """The study's law, exactly the tables ops has always drawn: shift round(N(0, (3k)^2)) per axis (or
+        uniform on [-round(3k), round(3k)] with dist="uniform"), sigma_in uniform over sigma_choices (None:
+        setup 2's fixed sigma 1). Raises ValueError on a bad argument."""
+        return _simulated(k, None if sigma_choices is None else tuple(sigma_choices), size, dist)
+
+    def to_json_dict(self) -> dict:
+        """The law in noise.json's schema, with the probabilities the tables really draw (multiples of
+        2**-32), so that from_json_dict(law.to_json_dict(), law.size) == law."""
+        shift, sigma = self.shift.probabilities(), self.sigma_index.probabilities()
+        return {"format": NOISE_FORMAT,
+                "shift": {"values": list(shift), "probs": list(shift.values())},
+                "sigma": {"values": [self.sigma_choices[i] for i in sigma], "probs": list(sigma.values())}}
+
+
+simulated = NoiseLaw.simulated
+
+
+@functools.lru_cache(maxsize=64)
+def _simulated(k, sigma_choices, size, dist) -> NoiseLaw:
+    choices = sigma_choices_tuple(sigma_choices, size)
+    return NoiseLaw(shift_table(k, size, dist), choice_table(len(choices)), choices, size)
+
+
+def load_noise_json(path, size: int = 56, sigma_choices=None) -> NoiseLaw:
+    """The measured law in a noise.json file (`python -m posedenoise.calibrate` writes them); see
+    from_json_dict. A file that cannot be used raises posedenoise.data.DataError naming it and the field;
+    a missing or unreadable one, OSError."""
+    from .data.errors import DataError
+    with open(path, encoding="utf-8") as f:
+        try:
+            d = json.load(f)
+        except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+            raise DataError(f"{path}: expected a noise.json file (JSON), got: {e}") from None
+    return from_json_dict(d, size, sigma_choices, source=str(path))
+
+
+def from_json_dict(d, size: int = 56, sigma_choices=None, source: str = "noise.json") -> NoiseLaw:
+    """The law of a noise.json document:
+
+        {"format": "posedenoise-noise/1",
+         "shift": {"values": [int, ...], "probs": [float, ...]},                 per-axis shift, pixels
+         "sigma": {"values": [float, ...], "probs": [float, ...]} or null, ...}  (other fields: ignored)
+
+    Probabilities must be finite, >= 0 and sum to 1 within 1e-6; they are renormalised, then quantised to
+    multiples of 2**-32 as every table is. Shifts beyond +-(size - 1) are folded onto those ends (coordinates
+    are clipped to the map, so no clipped coordinate changes). Sigma values must lie in [0.05, size]; they
+    keep their order, and those left with no probability are dropped. "sigma": null means the file measured
+    no sigma_in: it is then drawn uniformly from the caller's `sigma_choices` (e.g. the setup's), where None
+    is setup 2's fixed sigma 1. Raises posedenoise.data.DataError "<source>: field '<name>': expected ...".
+    """
+    from .data.errors import DataError
+
+    def bad(field, expected, got):
+        raise DataError(f"{source}: field '{field}': expected {expected}, got {got}")
+
+    if not isinstance(d, dict):
+        raise DataError(f"{source}: expected a JSON object with 'format', 'shift' and 'sigma', got {_show(d)}")
+    if d.get("format") != NOISE_FORMAT:
+        bad("format", repr(NOISE_FORMAT), _show(d, "format"))
+    if "sigma" not in d:
+        bad("sigma", "an object with 'values' and 'probs', or null", _show(d, "sigma"))
+
+    lim = size - 1
+    values, probs = _pmf(d, "shift", int, bad)
+    # Fold onto [-lim, lim], then give every integer between the lowest and highest shift drawn its mass
+    # (0 in gaps): _from_cdf reads consecutive values from the lowest.
+    mass = {}
+    for v, p in zip(values, probs):
+        v = min(max(v, -lim), lim)
+        mass[v] = mass.get(v, 0.0) + p
+    drawn = [v for v in mass if mass[v] > 0]
+    span = range(min(drawn), max(drawn) + 1)
+    shift = _from_cdf(list(span), np.cumsum([mass.get(v, 0.0) for v in span]).tolist())
+
+    if d["sigma"] is None:
+        try:
+            choices = sigma_choices_tuple(sigma_choices, size)
+        except ValueError as e:
+            raise DataError(f"{source}: 'sigma' is null and the default {e}") from None
+        return NoiseLaw(shift, choice_table(len(choices)), choices, size)
+    sigmas, probs = _pmf(d, "sigma", float, bad)
+    for s in sigmas:
+        if not check_sigma(s, size):
+            bad("sigma.values", f"sigmas in [{MIN_SIGMA}, {size}] (the map size)", _show(s))
+    # Quantise the CDF first, then keep the sigmas that got a share of the 2**32 draws: the index table then
+    # starts at 0, as the backends need, and every kept sigma is drawn.
+    cut = [min(max(round(c * TWO32), 0), TWO32) for c in np.cumsum(probs).tolist()[:-1]] + [TWO32]
+    kept = [i for i, (lo, hi) in enumerate(zip([0] + cut, cut)) if hi > lo]
+    index = _from_cdf(list(range(len(kept))), [cut[i] / TWO32 for i in kept])  # exact: multiples of 2**-32
+    return NoiseLaw(shift, index, tuple(float(np.float32(sigmas[i])) for i in kept), size)
+
+
+def _pmf(d: dict, name: str, kind, bad):
+    """(values, probs) of d[name] = {"values": [...], "probs": [...]}, checked; probs renormalised."""
+    obj = d.get(name)
+    if not isinstance(obj, dict):
+        bad(name, "an object with 'values' and 'probs'", _show(d, name))
+    values, probs = obj.get("values"), obj.get("probs")
+    if not isinstance(values, list) or not values:
+        bad(f"{name}.values", "a non-empty list", _show(obj, "values"))
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int):
+            bad(f"{name}.values", "integers" if kind is int else "numbers", _show(v))
+    if len(set(values)) != len(values):
+        bad(f"{name}.values", "distinct values", _show(values))
+    if not isinstance(probs, list) or len(probs) != len(values):
+        bad(f"{name}.probs", f"a list of {len(values)} probabilities (one per value)", _show(obj, "probs"))
+    for p in probs:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:
+            bad(f"{name}.probs", "finite numbers >= 0", _show(p))
+    total = math.fsum(probs)
+    if abs(total - 1.0) > 1e-6:
+        bad(f"{name}.probs", "probabilities summing to 1 (within 1e-6)", f"a sum of {total!r}")
+    return [kind(v) for v in values], [p / total for p in probs]
+
+
+def _show(x, key=None, limit: int = 80) -> str:
+    """repr(x), or of x[key] ("nothing" when missing), cut to `limit` characters."""
+    if key is not None:
+        if key not in x:
+            return "nothing (the field is missing)"
+        x = x[key]
+    text = repr(x)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -19,6 +19,7 @@ import torch
 
 from . import noise as _noise
 from . import reference
+from .noise import NoiseLaw
 
 BACKENDS = ("triton", "cpp", "torch")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -146,16 +147,24 @@ def _check_dtype(dtype) -> torch.dtype:
 
 
 @functools.lru_cache(maxsize=64)
-def _noise_tables(k: float, shift_dist: str, sigma_choices: Tuple[float, ...], size: int, device: torch.device):
-    """Everything a noisy pair reads besides the batch, built and uploaded once per setting and device, so a
-    training step uploads nothing but its batch. The profile table's rows are the sigma_in choices, then the
-    target's sigma 1 (row len(sigma_choices))."""
-    shift = _noise.shift_table(k, size, shift_dist)
-    sigma_index = _noise.choice_table(len(sigma_choices))
-    sigmas = sigma_choices + (1.0,)
-    return dict(shift_low=shift.low, shift_thr=shift.tensor_u32(device), sigma_thr=sigma_index.tensor_u32(device),
+def _noise_tables(law: NoiseLaw, device: torch.device):
+    """Everything a noisy pair reads besides the batch, built and uploaded once per noise law and device, so
+    a training step uploads nothing but its batch. The profile table's rows are the sigma_in choices, then
+    the target's sigma 1 (row len(sigma_choices))."""
+    sigmas = law.sigma_choices + (1.0,)
+    return dict(shift_low=law.shift.low, shift_thr=law.shift.tensor_u32(device),
+                sigma_thr=law.sigma_index.tensor_u32(device),
                 sigma_values=torch.tensor(sigmas, dtype=torch.float32, device=device),
-                profiles=reference.gaussian_profiles(sigmas, size).to(device), target_row=len(sigma_choices))
+                profiles=reference.gaussian_profiles(sigmas, law.size).to(device), target_row=len(sigmas) - 1)
+
+
+def _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds) -> NoiseLaw:
+    """The law the noise op draws from: the tables it was given (a NoiseLaw's, taken apart because a custom
+    op's arguments are tensors and scalars), else the simulated law of k and shift_dist."""
+    if shift_thresholds is None:
+        return NoiseLaw.simulated(k, choices, size, shift_dist)
+    return NoiseLaw(_noise.DiscreteTable(shift_low, tuple(shift_thresholds)),
+                    _noise.DiscreteTable(0, tuple(sigma_thresholds)), choices, size)
 
 
 @torch.library.custom_op("posedenoise::render", mutates_args=())
@@ -179,14 +188,16 @@ def _(coords, visible, rows, profiles, amplitude, size, backend):
 @torch.library.custom_op("posedenoise::noisy_pair", mutates_args=())
 def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, k: float, shift_dist: str,
              sigma_choices: List[float], seed: int, epoch: int, offset: int, size: int, amplitude: float,
-             dtype: torch.dtype, inputs: bool, targets: bool,
-             backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+             dtype: torch.dtype, inputs: bool, targets: bool, backend: str, shift_low: Optional[int] = None,
+             shift_thresholds: Optional[List[int]] = None, sigma_thresholds: Optional[List[int]] = None,
+             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     # coords (B, T, K, 2) int32 -> inputs, targets (B, T, K, size, size) [each (0,) when not written],
-    # noisy (B, T, K, 2) int32, sigma_in (B, T) float32
+    # noisy (B, T, K, 2) int32, sigma_in (B, T) float32. The noise is drawn from the given tables (then k and
+    # shift_dist are unused), else from the simulated law of k and shift_dist: one path below for both.
     choices = tuple(sigma_choices)
+    law = _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds)
     if backend == "torch":
-        kw = dict(shift=_noise.shift_table(k, size, shift_dist), sigma_index=_noise.choice_table(len(choices)),
-                  seed=seed, epoch=epoch, offset=offset, size=size)
+        kw = dict(shift=law.shift, sigma_index=law.sigma_index, seed=seed, epoch=epoch, offset=offset, size=size)
         noisy, idx = reference.simulate_noise(coords, window_ids, **kw)
         sigma_in = torch.tensor(choices, dtype=torch.float32, device=coords.device)[idx]
         empty = coords.new_empty((0,), dtype=dtype)
@@ -195,7 +206,7 @@ def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tens
         x, y, _, _ = reference.noisy_pair(coords, visible, window_ids, sigma_choices=choices, amplitude=amplitude,
                                           dtype=dtype, targets=targets, **kw)
         return x, empty.clone() if y is None else y, noisy, sigma_in
-    tables = _noise_tables(k, shift_dist, choices, size, coords.device)
+    tables = _noise_tables(law, coords.device)
     args = dict(seed=seed, epoch=epoch, offset=offset, size=size, amplitude=amplitude, inputs=inputs,
                 targets=targets)
     if backend == "cpp":
@@ -209,7 +220,7 @@ def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tens
 
 @_pair_op.register_fake
 def _(coords, visible, window_ids, k, shift_dist, sigma_choices, seed, epoch, offset, size, amplitude, dtype,
-      inputs, targets, backend):
+      inputs, targets, backend, shift_low=None, shift_thresholds=None, sigma_thresholds=None):
     B, T, K, _ = coords.shape
     maps = lambda on: (B, T, K, size, size) if on else (0,)  # noqa: E731
     return (coords.new_empty(maps(inputs), dtype=dtype), coords.new_empty(maps(targets), dtype=dtype),
@@ -286,7 +297,45 @@ def render_heatmaps(coords: torch.Tensor, visible: torch.Tensor, sigma, *, ampli
     return out.view(*visible.shape, size, size)
 
 
-def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, offset, size):
+class _Unset:
+    def __repr__(self):
+        return "<unset>"
+
+
+# The default of sigma_choices, which is required unless noise= is given: None is a value (setup 2's fixed
+# sigma 1), so "left out" needs its own marker. Callers that forward sigma_choices default to it as well.
+UNSET = _Unset()
+
+
+def _noise_law(noise, k, sigma_choices, shift_dist, size: int) -> Optional[NoiseLaw]:
+    """The law given as noise=, checked against the other arguments; None when the draw is the simulated law
+    of k, sigma_choices and shift_dist."""
+    if noise is None:
+        if sigma_choices is UNSET:
+            raise TypeError("sigma_choices: required (None for setup 2's fixed sigma 1) unless noise= is given")
+        return None
+    if not isinstance(noise, NoiseLaw):
+        raise TypeError(f"noise: expected a posedenoise.noise.NoiseLaw, got {type(noise).__name__}")
+    if noise.size != size:
+        raise ValueError(f"noise: the law was built for size={noise.size} (its shifts fold at "
+                         f"+-{noise.size - 1} and its sigmas were checked against it), got size={size}")
+    if k is not None or sigma_choices is not UNSET or shift_dist is not None:
+        # Allowed only when they describe the very same law: a caller may pass its k and setup along with
+        # noise=simulated(...), but never a k that a measured law would silently override.
+        try:
+            same = NoiseLaw.simulated(k, None if sigma_choices is UNSET else sigma_choices, size,
+                                      shift_dist or "normal") == noise
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            raise ValueError(f"noise: given with k={k!r}, sigma_choices={sigma_choices!r}, shift_dist="
+                             f"{shift_dist!r}, which describe a different law; pass noise= alone")
+    return noise
+
+
+def _noise_args(coords, visible, window_ids, k, sigma_choices, shift_dist, noise, seed, epoch, offset, size):
+    """Checked (coords, visible, window ids, size, the op's noise arguments): a law's tables, or k and
+    shift_dist for the op to build the simulated law from."""
     size = _check_size(size)
     coords, visible = _check_coords(coords, visible, size, rank=4)
     if coords.shape[2] == 0:
@@ -301,7 +350,8 @@ def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, offs
         raise TypeError(f"window_ids: expected an integer dtype, got {window_ids.dtype}")
     if _on_cpu(window_ids) and window_ids.numel() and int(window_ids.min()) < 0:
         raise ValueError("window_ids: expected non-negative ids")
-    if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k < 0:
+    law = _noise_law(noise, k, sigma_choices, shift_dist, size)
+    if law is None and (not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k < 0):
         raise ValueError(f"k: expected a finite number >= 0, got {k!r}")
     for name, v in (("seed", seed), ("epoch", epoch)):
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
@@ -310,48 +360,62 @@ def _noise_args(coords, visible, window_ids, k, sigma_choices, seed, epoch, offs
     # far inside int32 on every backend.
     if not isinstance(offset, int) or isinstance(offset, bool) or not -size < offset < size:
         raise ValueError(f"offset: expected an int in ({-size}, {size}) pixels, got {offset!r}")
-    choices = list(_noise.sigma_choices_tuple(sigma_choices, size))
-    return coords, visible, window_ids.to(torch.int64).contiguous(), float(k), choices, size
+    if law is None:
+        drawn = dict(k=float(k), shift_dist=shift_dist or "normal",
+                     sigma_choices=list(_noise.sigma_choices_tuple(sigma_choices, size)))
+    else:
+        drawn = dict(k=0.0, shift_dist="normal", sigma_choices=list(law.sigma_choices), shift_low=law.shift.low,
+                     shift_thresholds=list(law.shift.thresholds),
+                     sigma_thresholds=list(law.sigma_index.thresholds))
+    return coords, visible, window_ids.to(torch.int64).contiguous(), size, drawn
 
 
-def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
-                   sigma_choices, seed: int, epoch: int, shift_dist: str = "normal", offset: int = 0,
-                   size: int = 56, backend: Optional[str] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *,
+                   k: Optional[float] = None, sigma_choices=UNSET, seed: int, epoch: int,
+                   shift_dist: Optional[str] = None, offset: int = 0, size: int = 56, backend: Optional[str] = None,
+                   noise: Optional[NoiseLaw] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Simulated estimator noise for a batch of windows.
 
     coords (B, T, K, 2) integer; window_ids (B,) int64. Returns noisy coords (B, T, K, 2) int32, clipped
     to [0, size - 1], shifted per frame, keypoint and axis by round(N(0, (3k)^2)) (or uniformly, with
-    shift_dist="uniform"), plus `offset` pixels (the seed text's mu_in; default 0); and sigma_in (B, T)
-    float32 drawn per frame from `sigma_choices` (None: 1.0, setup 2). A pure function of
+    shift_dist="uniform"; default "normal"), plus `offset` pixels (the seed text's mu_in; default 0); and
+    sigma_in (B, T) float32 drawn per frame from `sigma_choices` (None: 1.0, setup 2). A pure function of
     (seed, epoch, window id, frame, keypoint): independent of the batch a window sits in.
+
+    noise: a posedenoise.noise.NoiseLaw (e.g. a measured one, noise.load_noise_json) to draw the shifts and
+    sigma_in from instead; then leave k, sigma_choices and shift_dist out, or give exactly those it was
+    simulated from (anything else is a ValueError). Its size must be `size`.
     """
-    coords, visible, wid, k, choices, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
-                                                         epoch, offset, size)
+    coords, visible, wid, size, drawn = _noise_args(coords, visible, window_ids, k, sigma_choices, shift_dist,
+                                                    noise, seed, epoch, offset, size)
     be = resolve_backend(backend, coords.device)
-    _, _, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, choices, seed, epoch, offset, size,
-                                     255.0, torch.float32, False, False, be)
+    _, _, noisy, sigma_in = _pair_op(coords, visible, wid, seed=seed, epoch=epoch, offset=offset, size=size,
+                                     amplitude=255.0, dtype=torch.float32, inputs=False, targets=False, backend=be,
+                                     **drawn)
     return noisy, sigma_in
 
 
-def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *, k: float,
-               sigma_choices, seed: int, epoch: int, dtype: torch.dtype = torch.float32,
-               shift_dist: str = "normal", offset: int = 0, amplitude: float = 255.0, size: int = 56,
-               targets: bool = True, backend: Optional[str] = None, return_noise: bool = False):
+def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, *,
+               k: Optional[float] = None, sigma_choices=UNSET, seed: int, epoch: int,
+               dtype: torch.dtype = torch.float32, shift_dist: Optional[str] = None, offset: int = 0,
+               amplitude: float = 255.0, size: int = 56, targets: bool = True, backend: Optional[str] = None,
+               return_noise: bool = False, noise: Optional[NoiseLaw] = None):
     """The training pair of a batch, in one fused pass.
 
     Returns (inputs, targets), both (B, T, K, size, size) of `dtype`: inputs = render(noisy, sigma_in) with
-    exactly the noise simulate_noise() returns for the same arguments; targets = render(coords, 1), or None
-    with targets=False (coordinate models: only the inputs are rendered). With return_noise=True, also
-    (noisy, sigma_in). Other dtypes are the float32 maps rounded to nearest even.
+    exactly the noise simulate_noise() returns for the same arguments (noise= included); targets =
+    render(coords, 1), or None with targets=False (coordinate models: only the inputs are rendered). With
+    return_noise=True, also (noisy, sigma_in). Other dtypes are the float32 maps rounded to nearest even.
     """
-    coords, visible, wid, k, choices, size = _noise_args(coords, visible, window_ids, k, sigma_choices, seed,
-                                                         epoch, offset, size)
+    coords, visible, wid, size, drawn = _noise_args(coords, visible, window_ids, k, sigma_choices, shift_dist,
+                                                    noise, seed, epoch, offset, size)
     dtype = _check_dtype(dtype)
     if not math.isfinite(amplitude):
         raise ValueError(f"amplitude: expected a finite number, got {amplitude!r}")
     be = resolve_backend(backend, coords.device)
-    inputs, clean, noisy, sigma_in = _pair_op(coords, visible, wid, k, shift_dist, choices, seed, epoch, offset,
-                                              size, float(amplitude), dtype, True, bool(targets), be)
+    inputs, clean, noisy, sigma_in = _pair_op(coords, visible, wid, seed=seed, epoch=epoch, offset=offset,
+                                              size=size, amplitude=float(amplitude), dtype=dtype, inputs=True,
+                                              targets=bool(targets), backend=be, **drawn)
     clean = clean if targets else None
     return (inputs, clean, noisy, sigma_in) if return_noise else (inputs, clean)
 

@@ -89,3 +89,16 @@ def test_no_approximate_or_fused_floating_point(launches, cc):
             torso = r["constants"].get("PCK") and r["constants"].get("MODE") == 0
             assert r["sqrt_rn_f64"] == (2 if torso else 0), r   # correctly rounded, as the reference's
             assert r["vector_loads_16B"] >= 4, r                # the map is read with 16-byte loads
+
+
+@pytest.mark.parametrize("cc", CCS)
+def test_measured_noise_laws_compile_their_own_table_sizes(launches, cc):
+    """A measured law (noise.json) passes table sizes and lows the simulated one never does, and Triton
+    specialises on them: one shift or sigma threshold and a shift_low of 1 become constants, 0 and 16 are
+    marked divisible. Each of those kernels is compiled here (triton_launch.EMPIRICAL)."""
+    heat = [r for r in launches[cc][0] if r["kernel"] == "_heatmap_kernel" and "empirical" in r["first_launch"]]
+    assert heat, "no kernel specialisation is particular to a measured noise law"
+    for name in ("n_shift_thr", "shift_low", "n_sigma_thr"):
+        assert any(r["constants"].get(name) == 1 for r in heat), name
+    for name in ("n_shift_thr", "shift_low", "n_sigma_thr"):
+        assert any(name in r["divisible_16"] for r in heat), name

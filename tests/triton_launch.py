@@ -117,6 +117,16 @@ EPOCHS = range(51)                          # the study's at most 50 epochs, and
 SEEDS = (0, 1, 2**31, 2**32 - 1)
 BATCH_SIZES = (1, 16, 1024)
 SHAPES = ((1, 1), (1, 25), (5, 1), (5, 25))  # (T, K)
+# Measured noise laws (noise.json, posedenoise.noise.from_json_dict) as {shift: prob}, {sigma: prob} or None:
+# table sizes and lows the simulated law never passes, each of which Triton specialises on (an int equal to 1
+# becomes a constant, 0 and multiples of 16 are marked divisible).
+EMPIRICAL = {
+    "skewed": ({-3: 0.15, 0: 0.55, 5: 0.25, 80: 0.05}, {3.0: 0.3, 1.0: 0.1, 2.5: 0.6}),  # 58 shift thresholds
+    "one value": ({2: 1.0}, {1.5: 1.0}),                         # no thresholds at all; target_row 1
+    "two from +1": ({1: 0.5, 2: 0.5}, {1.0: 0.5, 2.0: 0.5}),     # shift_low 1, one threshold in each table
+    "17 from 0": ({v: 1 / 17 for v in range(17)}, {0.5 * (i + 1): 1 / 17 for i in range(17)}),  # 0, 16, 16, 17
+    "folded": ({-100: 0.1, 0: 0.8, 100: 0.1}, None),             # low -55, 110 thresholds; sigma: setup 2's
+}
 
 
 def launches():
@@ -126,6 +136,7 @@ def launches():
 
     from posedenoise import ops
     from posedenoise.evaluation import ALPHAS, SETUPS, model_batch
+    from posedenoise.noise import NOISE_FORMAT, from_json_dict
 
     def batch(B, T, K):
         coords = torch.zeros(B, T, K, 2, dtype=torch.int64)
@@ -146,6 +157,14 @@ def launches():
         c, v, w = batch(B, T, K)
         return lambda: ops.simulate_noise(c, v, w, k=1.0, sigma_choices=SETUPS[1]["sigma_choices"], seed=seed,
                                           epoch=epoch, backend="triton")
+
+    def law(shift, sigma):
+        pmf = lambda d: None if d is None else {"values": list(d), "probs": list(d.values())}  # noqa: E731
+        return from_json_dict({"format": NOISE_FORMAT, "shift": pmf(shift), "sigma": pmf(sigma)})
+
+    def empirical(noise, call, B, T, K, **kw):
+        c, v, w = batch(B, T, K)
+        return lambda: call(c, v, w, noise=noise, seed=1, epoch=1, backend="triton", **kw)
 
     out = []
     for seed in SEEDS:
@@ -195,6 +214,18 @@ def launches():
                         out.append((f"pck_from_heatmaps norm={norm} alphas={alphas} {dtype} B={B} T={T} K={K}",
                                     lambda m=maps, g=gt, v=vis, a=alphas, n=norm, lay=layout_1 if K == 1 else None:
                                     ops.pck_from_heatmaps(m, g, v, alphas=a, norm=n, layout=lay, backend="triton")))
+    # last: the kernels they are first to compile are the specialisations only a measured law needs
+    for name, (shift, sigma) in EMPIRICAL.items():
+        noise = law(shift, sigma)
+        for B, T, K in ((16, 5, 25), (1, 1, 1)):
+            for kind in ("heatmaps", "coords"):
+                out.append((f"train {kind} empirical {name} B={B} T={T} K={K}",
+                            empirical(noise, lambda *a, kind=kind, **kw: model_batch(*a, kind, **kw), B, T, K)))
+            for dtype in (torch.float16, torch.bfloat16):
+                out.append((f"noisy_pair {dtype} empirical {name} B={B} T={T} K={K}",
+                            empirical(noise, ops.noisy_pair, B, T, K, dtype=dtype)))
+            out.append((f"simulate_noise empirical {name} B={B} T={T} K={K}",
+                        empirical(noise, ops.simulate_noise, B, T, K)))
     return out
 
 
