@@ -50,6 +50,11 @@ def command(prog: str):
                 return main(argv)
             except InputError as e:
                 fail(prog, str(e))
+            except BrokenPipeError:
+                # The reader of our output left (`... | head`): not an error of ours. Python's advice: point
+                # stdout at devnull so that the flush at exit does not raise again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(1)
             except OSError as e:
                 if not _users_file(e.filename):
                     raise
@@ -173,6 +178,8 @@ def build_parser(cls, prog: str, description: str, positional: Sequence[str] = (
     parser = OneLineParser(prog=prog, description=description,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(cls):
+        if not f.init:                           # derived from the flags (__post_init__), not a flag itself
+            continue
         t = _base_type(f.type)
         help_text = f.metadata.get("help", "")
         if f.name in positional:

@@ -18,7 +18,8 @@ import torch
 
 from . import files
 from .data import DataError, open_data
-from .evaluation import SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, test_report
+from .data.paired import is_paired_data
+from .evaluation import SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, run_noise, test_report
 from .models import MODELS, from_config
 
 PROG = "posedenoise.evaluate"
@@ -117,13 +118,14 @@ def main(argv=None):
         data = open_data(spec, step=setup["step"], split=tc["split"], seed=tc["seed"], num_windows=num_windows)
     except DataError as e:
         raise cli.InputError(f"{'--data' if cfg.data else 'the data of the run'}: {e}") from None
-    noise = dict(k=tc["k"], sigma_choices=setup["sigma_choices"], seed=tc["seed"], backend=tc.get("backend"))
+    noise = run_noise(tc)
     result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, **noise)
     fitted = fit_filters(data, dev, **noise)            # the classical baselines, tuned on val, as train does
     fitted["test"] = filter_test(data, dev, fitted, split=cfg.split, **noise)
     # A checkpoint counts epochs from 0; reports (metrics.jsonl, test.json) from 1.
     epoch = state["epoch"] + 1 if state.get("epoch") is not None else None
-    report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result, filters=fitted)
+    report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result, filters=fitted, paired=is_paired_data(data),
+                         noise=tc.get("noise"))
     report.update(checkpoint=ckpt, data=spec, split=cfg.split)
     print(format_test_table(report))
     print("per keypoint group, PCK@0.2:")

@@ -12,6 +12,7 @@ import torch
 
 from . import ops
 from .data import Batches
+from .data.paired import is_paired_data
 from .layout import POSE25
 from .metrics import PCKResult
 
@@ -27,14 +28,17 @@ EVAL_EPOCH = 0  # validation and test noise is fixed, so curves compare across e
 
 
 def model_batch(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, output_kind: str, *,
-                k: float, sigma_choices, seed: int, epoch: int, backend=None):
+                k: Optional[float] = None, sigma_choices=ops.UNSET, seed: int, epoch: int, backend=None,
+                noise: Optional[ops.NoiseLaw] = None):
     """(x, y) of a batch of windows, in one fused launch: the noisy input heatmaps, and the clean target
     heatmaps where the model outputs heatmaps. Coordinate models (DeciWatch) are scored against the clean
     coordinates, so their y is None: rendering it would be half of the data path for nothing (data path
     measured on a 2-core CPU: 6.9% of a DeciWatch step with targets, 3.9-4.4% without). No host round trip:
-    the tables are on the device already, and values were checked where the batch was born (Batches)."""
+    the tables are on the device already, and values were checked where the batch was born (Batches).
+    noise: a NoiseLaw (e.g. measured, posedenoise.noise.load_noise_json) drawn instead of k and sigma_choices'
+    simulated law (ops.noisy_pair)."""
     return ops.noisy_pair(coords, visible, window_ids, k=k, sigma_choices=sigma_choices, seed=seed, epoch=epoch,
-                          targets=output_kind != "coords", backend=backend)
+                          targets=output_kind != "coords", backend=backend, noise=noise)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, coords: torch.Tensor, visible: torch.Tensor,
@@ -105,17 +109,39 @@ def _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
     return batches
 
 
+def run_noise(config: dict) -> dict:
+    """The noise arguments (for batch_inputs, evaluate, ...) of a run's config: its measured law (train
+    --noise, recorded as noise_law), else k and the setup's sigma choices; with its seed and backend."""
+    from .noise import from_json_dict
+    setup = SETUPS[config["setup"]]
+    common = dict(seed=config["seed"], backend=config.get("backend"))
+    if config.get("noise_law"):
+        return common | {"noise": from_json_dict(config["noise_law"], sigma_choices=setup["sigma_choices"],
+                                                 source=config.get("noise") or "noise_law")}
+    return common | {"k": config["k"], "sigma_choices": setup["sigma_choices"]}
+
+
+def batch_inputs(data, coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, output_kind: str, *,
+                 epoch: int, **noise):
+    """(x, y) of a batch of `data`'s windows: model_batch's simulated noise (noise: its k, sigma_choices,
+    seed, backend, ...), or for paired data (a PairedDataset) the estimator's own maps as x, with the clean
+    target rendered as the simulation renders it (sigma 1; None for coordinate models)."""
+    if not is_paired_data(data):
+        return model_batch(coords, visible, window_ids, output_kind, epoch=epoch, **noise)
+    y = None if output_kind == "coords" else ops.render_heatmaps(coords, visible, 1.0, backend=noise.get("backend"))
+    return data.inputs(window_ids), y
+
+
 @torch.no_grad()
-def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batch_size: int, k: float,
-             sigma_choices, seed: int, backend=None, rank: int = 0, world: int = 1, show: bool = False) -> dict:
+def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batch_size: int, seed: int,
+             rank: int = 0, world: int = 1, show: bool = False, **noise) -> dict:
     """Loss and PCK of `net` on a split, with the identity baseline (the noisy input itself), under the
-    split's fixed noise (epoch EVAL_EPOCH). Under DDP each rank evaluates its share; sums are all-reduced.
-    -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
+    split's fixed noise (epoch EVAL_EPOCH; noise: batch_inputs' arguments). Under DDP each rank evaluates its
+    share; sums are all-reduced. -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
     net.eval()
     sums = _Sums(dev, ("model", "identity"))
     for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
-        x, y = model_batch(coords, visible, wid, output_kind, k=k, sigma_choices=sigma_choices, seed=seed,
-                           epoch=EVAL_EPOCH, backend=backend)
+        x, y = batch_inputs(data, coords, visible, wid, output_kind, epoch=EVAL_EPOCH, seed=seed, **noise)
         sums.add("model", net(x), y, coords, visible, output_kind)
         sums.add("identity", x, None, coords, visible, "heatmaps", loss=False)
     r = sums.read(world)
@@ -127,16 +153,15 @@ FILTER_BATCH = 256  # windows per batch when only filters run: cheap per window,
 
 
 @torch.no_grad()
-def filter_bank(data, split: str, dev: torch.device, filters: Dict[str, torch.nn.Module], *, k: float,
-                sigma_choices, seed: int, backend=None, rank: int = 0, world: int = 1, show: bool = False,
-                batch_size: int = FILTER_BATCH) -> Dict[str, dict]:
+def filter_bank(data, split: str, dev: torch.device, filters: Dict[str, torch.nn.Module], *, seed: int,
+                rank: int = 0, world: int = 1, show: bool = False, batch_size: int = FILTER_BATCH,
+                **noise) -> Dict[str, dict]:
     """Loss and PCK on a split of every filter in `filters` ({label: filter}) and of "identity" (the noisy
     argmax), under the split's fixed noise, in one pass: each batch is rendered and its argmax read once.
     -> {label: {"loss": float, "pck": PCKResult}}"""
     sums = _Sums(dev, ["identity", *filters])
     for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
-        x, _ = model_batch(coords, visible, wid, "coords", k=k, sigma_choices=sigma_choices, seed=seed,
-                           epoch=EVAL_EPOCH, backend=backend)
+        x, _ = batch_inputs(data, coords, visible, wid, "coords", epoch=EVAL_EPOCH, seed=seed, **noise)
         xy = ops.heatmap_argmax(x, check_nan=False)                         # (B, T, K, 2), what filters read
         sums.add("identity", xy, None, coords, visible, "coords")
         for label, f in filters.items():
@@ -181,7 +206,8 @@ def filter_test(data, dev: torch.device, fitted: dict, split: str = "test", **no
     return filter_bank(data, split, dev, filters, **noise_and_ranks)
 
 
-def test_report(model: str, setup: int, k: float, best_epoch, test: dict, filters: Optional[dict] = None) -> dict:
+def test_report(model: str, setup: int, k: float, best_epoch, test: dict, filters: Optional[dict] = None,
+                paired: bool = False, noise: Optional[str] = None) -> dict:
     """test.json: PCK of the model and of the identity baseline, per keypoint, threshold distances; with
     `filters` (fit_filters on val, plus "test": filter_test's results), every classical filter's test PCK,
     the best one (chosen on val) and the model's margin over it."""
@@ -189,6 +215,8 @@ def test_report(model: str, setup: int, k: float, best_epoch, test: dict, filter
     groups = test["pck"].per_group()
     report = {
         "model": model, "setup": setup, "k": k, "best_epoch": best_epoch,
+        "input": "estimator" if paired else "simulated",   # paired data: the identity is the estimator itself
+        "noise": noise,                                     # train --noise: the measured law's file (else k)
         "test_loss": test["loss"],
         "pck": overall_dict(test["pck"]), "identity_pck": overall_dict(test["identity"]),
         "per_keypoint_pck": {name: _num(v) for name, v in zip(POSE25, per_kp)},
@@ -232,13 +260,17 @@ def format_test_table(report: dict) -> str:
     row = lambda label, values, **kw: f"| {label} | " + " | ".join(  # noqa: E731
         fmt(values.get(f"{a:g}"), **kw) for a in ALPHAS) + " |"
     rows.append(row(report["model"], report["pck"]))
-    rows.append(row("identity (noisy input)", report["identity_pck"]))
+    estimator = report.get("input") == "estimator"
+    rows.append(row("identity (the estimator's output)" if estimator else "identity (noisy input)",
+                    report["identity_pck"]))
     if report.get("best_filter"):
         best = report["filters"][report["best_filter"]]
         rows.append(row(f"best classical filter: {filter_label(report['best_filter'], best['options'])}", best["pck"]))
         rows.append(row(f"{report['model']} minus the best filter", report["margin_over_best_filter"], sign=True))
     rows.append(row("mean threshold (px)", report["mean_threshold_px"], digits=2))
     best = "n/a" if report["best_epoch"] is None else report["best_epoch"]
-    title = (f"test: {report['model']}, setup {report['setup']}, k = {report['k']:g}, best epoch "
-             f"{best}, {report['keypoints_counted']} keypoints counted")
+    noise = ("the estimator's own output (paired data)" if estimator else
+             f"setup {report['setup']}, measured noise {report['noise']}" if report.get("noise") else
+             f"setup {report['setup']}, k = {report['k']:g}")
+    title = f"test: {report['model']}, {noise}, best epoch {best}, {report['keypoints_counted']} keypoints counted"
     return title + "\n" + "\n".join(rows)

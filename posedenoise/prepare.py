@@ -37,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
                     help="keypoint files in the generic format (.npz or .json, see posedenoise.data.generic)")
     ap.add_argument("--synthetic", type=int, metavar="N", default=0,
                     help="add N generated videos of synthetic motion (posedenoise.data.synthetic)")
+    ap.add_argument("--paired", metavar="DIR",
+                    help="paired data instead: a folder of a pose estimator's output with ground truth, one .npz "
+                         "per video (format: posedenoise/data/paired.py); writes a paired cache for calibrate "
+                         "and finetuning (train --init RUN --data CACHE)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos and of the summary's split")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--out", required=True, metavar="PATH", help="cache file to write (.npz is appended if absent)")
@@ -69,8 +73,14 @@ def read_sources(args) -> list:
 def main(argv=None):
     ap = parser()
     args = ap.parse_args(argv)
-    if not (args.penn_action or args.brace or args.generic or args.synthetic):
-        ap.error("nothing to read: give --penn-action, --brace, --generic and/or --synthetic")
+    keypoint_sources = args.penn_action or args.brace or args.generic or args.synthetic
+    if args.paired and keypoint_sources:
+        ap.error("--paired: a paired cache holds one estimator's output; give it without --penn-action, --brace, "
+                 "--generic or --synthetic")
+    if args.paired:
+        return prepare_paired(args)
+    if not keypoint_sources:
+        ap.error("nothing to read: give --penn-action, --brace, --generic and/or --synthetic (or --paired)")
     if args.synthetic < 0:
         ap.error(f"--synthetic: expected a number of videos >= 0, got {args.synthetic}")
     cli.check_seed(args.seed)
@@ -97,6 +107,26 @@ def main(argv=None):
     print("visible share per keypoint:")
     for name, s in zip(POSE25, share):
         print(f"  {name:18s} {s:6.3f}")
+
+
+def prepare_paired(args) -> None:
+    from .data.paired import PairedDataset, build_paired, read_folder, save_paired
+    cli.check_seed(args.seed)
+    t0 = time.time()
+    out = cli.npz_output(args.out, "--out")
+    paired = build_paired(read_folder(args.paired))
+    summary = PairedDataset(paired, seed=args.seed, name=out).summary()
+    save_paired(paired, out)
+    w, seen = summary["windows"], np.asarray(paired.visible)
+    found = (np.asarray(paired.confidence) > 0)[seen]
+    error = np.linalg.norm(np.asarray(paired.est) - np.asarray(paired.gt), axis=-1)[seen & (np.asarray(paired.confidence) > 0)]
+    print(f"wrote {out} in {time.time() - t0:.1f}s: {summary['videos']} videos, {summary['frames']} frames of "
+          f"{'heatmaps' if paired.heatmaps is not None else 'keypoints'} (amplitude {paired.amplitude:.3g} -> 255)")
+    print(f"windows (T=5, step 1, split by video, seed {args.seed}): train {w['train']}, val {w['val']}, "
+          f"test {w['test']}")
+    print(f"visible ground-truth keypoints: {int(seen.sum())}; the estimator found {found.mean():.1%} of them, "
+          f"median error {np.median(error) if error.size else float('nan'):.2f} px (56 grid); "
+          f"python -m posedenoise.calibrate {out} measures more")
 
 
 if __name__ == "__main__":

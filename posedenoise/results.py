@@ -52,6 +52,8 @@ def command(config: dict) -> str:
     defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 for f in dataclasses.fields(TrainConfig)}
     args = ["python", "-m", "posedenoise.train", "--data", config["data_summary"].get("data", config.get("data"))]
+    defaults["lr"] = 1e-4 if config.get("init") else 1e-3          # train's default, resolved
+    defaults["model"] = "(always shown)"
     for name, default in defaults.items():
         value = config.get(name, default)
         if name in _NOT_SHOWN or value == default or (name == "epochs" and value is None):

@@ -30,9 +30,11 @@ import torch.distributed as dist
 
 from . import files, ops
 from .data import Batches, DataError, open_data
-from .evaluate import load_checkpoint
-from .evaluation import (SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, masked_mse,
-                         model_batch, overall_dict, test_report)
+from .data.paired import is_paired_data as is_paired
+from .evaluate import load_checkpoint, model_from_state
+from .evaluation import (SETUPS, batch_inputs, evaluate, filter_test, fit_filters, fmt, format_test_table,
+                         masked_mse, overall_dict, run_noise, test_report)
+from .noise import load_noise_json
 from .memory import keep_freed_memory
 from .models import FILTERS, MODELS, build, model_options
 
@@ -44,7 +46,8 @@ STUDY_EPOCHS = 50
 
 @dataclass
 class TrainConfig:
-    model: str = field(default="conv3d", metadata={"help": "architecture", "choices": sorted(MODELS)})
+    model: Optional[str] = field(default=None, metadata={
+        "help": "architecture (default: conv3d, or the --init checkpoint's)", "choices": sorted(MODELS)})
     setup: int = field(default=1, metadata={"help": "1: sigma_in drawn per frame from {1,...,3}; 2: sigma_in = 1; "
                                             "3: as 1 at half frame rate (frame step 2)", "choices": [1, 2, 3]})
     k: float = field(default=1.0, metadata={"help": "shifting scalar: shifts are round(N(0, (3k)^2)) pixels"})
@@ -54,7 +57,8 @@ class TrainConfig:
     epochs: Optional[int] = field(default=None, metadata={
         "help": f"maximum epochs (default: the study's {STUDY_EPOCHS}; {DEMO_EPOCHS} for synthetic data)"})
     batch_size: int = field(default=16, metadata={"help": "windows per optimisation step (over all ranks)"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr: Optional[float] = field(default=None, metadata={
+        "help": "Adam learning rate (default: 1e-3; 1e-4 with --init, the study's finetuning rate)"})
     device: str = field(default="auto", metadata={"help": "where to train", "choices": ["auto", "cpu", "cuda"]})
     seed: int = field(default=0, metadata={"help": "seed of the weights, the splits, the window order and the noise"})
     out: Optional[str] = field(default=None, metadata={"help": "run directory (default: runs/<model>-<k>.<setup>)"})
@@ -69,14 +73,30 @@ class TrainConfig:
     early_stop: int = field(default=10, metadata={"help": "epochs without a new lowest val loss before stopping"})
     backend: Optional[str] = field(default=None, metadata={"help": "heatmap kernel backend (default: by device)",
                                                            "choices": list(ops.BACKENDS)})
+    noise: Optional[str] = field(default=None, metadata={
+        "metavar": "NOISE_JSON",
+        "help": "train on a measured noise law (python -m posedenoise.calibrate writes it) instead of --k's "
+                "simulated shifts and the setup's blur; its \"sigma\": null keeps the setup's blur"})
+    init: Optional[str] = field(default=None, metadata={
+        "metavar": "RUN_OR_CKPT",
+        "help": "start from a trained model (a run directory's best checkpoint, or a .pt file): finetuning, e.g. "
+                "on paired data (--data paired.npz from prepare --paired); its architecture and --model-arg are "
+                "used, and the optimiser starts afresh"})
     model_arg: List[str] = field(default_factory=list, metadata={
         "metavar": "NAME=VALUE",
         "help": "a constructor option of the model, repeatable: e.g. deciwatch interval=1 (sees every frame), "
                 "hidden=64, layers=3; savgol polyorder=1; one-euro beta=0.1 (a filter's options given here are "
                 "not tuned on validation); see each model's constructor"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars (on a terminal) or progress lines (otherwise)"})
+    # --noise's law as read (the probabilities the tables draw), recorded in config.json and the checkpoints so
+    # that evaluate, inspect and --resume draw it without the file.
+    noise_law: Optional[dict] = field(default=None, init=False)
 
     def __post_init__(self):
+        if self.init is not None:
+            self._adopt_init()
+        self.model = self.model or "conv3d"
+        self.lr = self.lr if self.lr is not None else 1e-4 if self.init else 1e-3
         if self.k < 0 or not math.isfinite(self.k):
             raise cli.InputError(f"--k: expected a number >= 0, got {self.k}")
         for name in ("batch_size", "patience", "early_stop"):
@@ -92,6 +112,13 @@ class TrainConfig:
             raise cli.InputError(f"--lr: expected a positive number, got {self.lr}")
         cli.check_seed(self.seed)
         model_options(self.model, self.model_arg)   # InputError naming the option
+        if self.noise is not None:
+            self.noise = os.path.abspath(self.noise)
+            try:
+                law = load_noise_json(self.noise, sigma_choices=SETUPS[self.setup]["sigma_choices"])
+            except DataError as e:
+                raise cli.InputError(f"--noise: {e}") from None
+            self.noise_law = law.to_json_dict()
         synthetic = self.data == "synthetic"
         if not synthetic:   # recorded in the run (config.json, checkpoints): evaluate and resume it from anywhere
             self.data = os.path.abspath(self.data)
@@ -102,12 +129,25 @@ class TrainConfig:
         if self.out is None:
             self.out = os.path.join("runs", f"{self.model}-{self.k:g}.{self.setup}")
 
+    def _adopt_init(self) -> None:
+        """--init: the model and its options are the checkpoint's; flags that contradict them are refused."""
+        state, ckpt = load_checkpoint(self.init, "cpu", needs=())
+        theirs = state["config"]
+        self.init = os.path.abspath(ckpt)
+        if self.model not in (None, theirs["model"]):
+            raise cli.InputError(f"--model {self.model}: --init {ckpt} is a {theirs['model']} model; leave --model "
+                                 "out (it is read from the checkpoint)")
+        if self.model_arg and self.model_arg != (theirs.get("model_arg") or []):
+            raise cli.InputError(f"--model-arg {' '.join(self.model_arg)}: --init {ckpt} was built with "
+                                 f"{' '.join(theirs.get('model_arg') or []) or 'no --model-arg'}; leave it out")
+        self.model, self.model_arg = theirs["model"], list(theirs.get("model_arg") or [])
+
 
 # The flags that define a run. Resuming with other values would mix two runs in one directory, or be ignored
 # without a word (the optimizer and scheduler states bring their own lr and patience). --epochs, --early-stop,
 # --device, --backend and --quiet may change on --resume.
-RUN_FLAGS = ("model", "model_arg", "setup", "k", "data", "seed", "split", "num_windows", "batch_size", "lr",
-             "patience")
+RUN_FLAGS = ("model", "model_arg", "init", "noise", "setup", "k", "data", "seed", "split", "num_windows", "batch_size",
+             "lr", "patience")
 
 
 def check_same_run(cfg: TrainConfig, recorded: dict) -> None:
@@ -203,6 +243,9 @@ def train(cfg: TrainConfig) -> dict:
         if opt else None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and params else model
     start, best, since_best, history = 0, math.inf, 0, []
+    if cfg.init and state is None:   # finetuning starts from the trained weights; a resumed run has its own
+        start_state, ckpt = load_checkpoint(cfg.init, dev, needs=())
+        model.load_state_dict(model_from_state(start_state, dev, ckpt).state_dict())
     if state is not None:
         model.load_state_dict(state["model"])
         if opt:
@@ -220,7 +263,7 @@ def train(cfg: TrainConfig) -> dict:
         files.write_json(os.path.join(cfg.out, "config.json"), dataclasses.asdict(cfg) | {"data_summary": data.summary()})
         files.write_jsonl(os.path.join(cfg.out, "metrics.jsonl"), history)  # drops a partly logged epoch
     writer = _tensorboard(cfg.out) if main_rank else None
-    noise = dict(k=cfg.k, sigma_choices=SETUPS[cfg.setup]["sigma_choices"], seed=cfg.seed, backend=cfg.backend)
+    noise = run_noise(dataclasses.asdict(cfg))
     show = main_rank and not cfg.quiet and sys.stderr.isatty()    # progress bars, else progress lines
     progress = None if not main_rank or cfg.quiet else "bar" if show else "lines"
 
@@ -237,7 +280,7 @@ def train(cfg: TrainConfig) -> dict:
                           drop_last=True, rank=rank, world=world)
         meter = _Progress(len(batches), progress, f"epoch {epoch + 1}/{cfg.epochs}")
         for coords, visible, wid in batches:
-            x, y = model_batch(coords, visible, wid, model.output_kind, epoch=epoch, **noise)  # (B, T, K, 56, 56)
+            x, y = batch_inputs(data, coords, visible, wid, model.output_kind, epoch=epoch, **noise)  # (B,T,K,56,56)
             loss = masked_mse(net(x), y, coords, visible, model.output_kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -283,7 +326,9 @@ def train(cfg: TrainConfig) -> dict:
         model = net = build(cfg.model, **options).to(dev)
     test = evaluate(net, model.output_kind, data, "test", dev, batch_size=cfg.batch_size, **ranks, **noise)
     fitted["test"] = filter_test(data, dev, fitted, **noise, **ranks)
-    report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test, filters=fitted) | {"model_options": options}
+    report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test, filters=fitted, paired=is_paired(data),
+                         noise=cfg.noise) \
+        | {"model_options": options}
     if main_rank:
         files.write_json(os.path.join(cfg.out, "test.json"), report)
         print(format_test_table(report))

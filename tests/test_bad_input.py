@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from posedenoise import cli, denoise, evaluate, experiments, prepare, train
+from posedenoise import cli, denoise, estimator_sim, evaluate, experiments, prepare, train
 
-COMMANDS = {"train": train, "evaluate": evaluate, "prepare": prepare, "denoise": denoise, "experiments": experiments}
+COMMANDS = {"train": train, "evaluate": evaluate, "prepare": prepare, "denoise": denoise, "experiments": experiments,
+            "estimator_sim": estimator_sim}
 TINY = ["--epochs", "1", "--num-windows", "40", "--batch-size", "4", "--quiet"]   # the flags `run` was trained with
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="the probe is a CUDA device that is not there")
 # A backend that cannot run on this machine's default device.
@@ -191,6 +192,21 @@ def checkpoint(name, edit):
     return setup
 
 
+def paired_file(**fields):
+    """setup: pbad/v.npz, a paired-data video with `fields` (numpy arrays; None drops a field) over a valid one."""
+    def setup(w, make, env):
+        good = {"gt": np.ones((6, 25, 3)), "heatmaps": np.zeros((6, 25, 8, 8))}
+        (w / "pbad").mkdir()
+        np.savez(w / "pbad" / "v.npz", **{k: v for k, v in {**good, **fields}.items() if v is not None})
+    return setup
+
+
+def write(path, text):
+    def setup(w, make, env):
+        (w / path).write_text(text)
+    return setup
+
+
 def corrupt(path):
     def setup(w, make, env):
         (w / path).write_bytes(b"\x00garbage")
@@ -250,6 +266,20 @@ ROWS = [
     ("train --resume --model-arg other", "train", ["--out", "run", "--resume", "--model-arg", "kernel=3", *TINY],
      ["--model-arg kernel=3", "--model-arg (none)"], None),
     ("train --device cuda", "train", ["--device", "cuda", "--out", "r", *TINY], ["--device cuda"], None, NO_CUDA),
+    ("train --noise missing", "train", ["--noise", "nothere.json", "--out", "r", *TINY], ["nothere.json"], None),
+    ("train --noise not a noise law", "train", ["--noise", "bad.json", "--out", "r", *TINY], ["--noise", "bad.json"],
+     None),
+    ("train --noise probabilities off", "train", ["--noise", "n.json", "--out", "r", *TINY],
+     ["--noise", "n.json", "'shift.probs'"], write("n.json", '{"format": "posedenoise-noise/1", "shift": '
+                                                  '{"values": [0, 1], "probs": [0.5, 0.6]}, "sigma": null}')),
+    ("train --resume --noise other", "train", ["--out", "run", "--resume", "--noise", "n.json", *TINY],
+     ["--noise", "n.json", "--noise (default)"], write("n.json", '{"format": "posedenoise-noise/1", "shift": '
+                                                     '{"values": [0], "probs": [1]}, "sigma": null}')),
+    ("train --init not a checkpoint", "train", ["--init", "bad.pt", "--out", "r", *TINY], ["bad.pt"], None),
+    ("train --init with another --model", "train", ["--init", "run", "--model", "deciwatch", "--out", "r", *TINY],
+     ["--model deciwatch", "conv3d", "leave --model out"], None),
+    ("train --init with other --model-arg", "train", ["--init", "run", "--model-arg", "kernel=3", "--out", "r", *TINY],
+     ["--model-arg kernel=3", "leave it out"], None),
     # evaluate
     ("evaluate --batch-size 0", "evaluate", ["run", "--batch-size", "0", "--out", "e.json"], ["--batch-size"], None),
     ("evaluate --batch-size -1", "evaluate", ["run", "--batch-size", "-1", "--out", "e.json"], ["--batch-size"], None),
@@ -295,6 +325,28 @@ ROWS = [
      ["nowhere: no such folder"], None),
     ("prepare nothing to read", "prepare", ["--out", "c"], ["nothing to read"], None),
     ("prepare --synthetic -1", "prepare", ["--synthetic", "-1", "--out", "c"], ["--synthetic"], None),
+    ("prepare --paired missing", "prepare", ["--paired", "nowhere", "--out", "c"], ["nowhere: no such folder"], None),
+    ("prepare --paired with --synthetic", "prepare", ["--paired", "adir", "--synthetic", "2", "--out", "c"],
+     ["--paired"], None),
+    ("prepare --paired no videos", "prepare", ["--paired", "adir", "--out", "c"], ["adir", "no .npz"], None),
+    ("prepare --paired without gt", "prepare", ["--paired", "pbad", "--out", "c"], ["v.npz", "'gt'"],
+     paired_file(gt=None)),
+    ("prepare --paired heatmaps and keypoints", "prepare", ["--paired", "pbad", "--out", "c"],
+     ["v.npz", "'heatmaps'", "'keypoints'"], paired_file(keypoints=np.ones((6, 25, 3)))),
+    ("prepare --paired NaN heatmaps", "prepare", ["--paired", "pbad", "--out", "c"], ["v.npz", "'heatmaps'", "NaN"],
+     paired_file(heatmaps=np.full((6, 25, 8, 8), np.nan))),
+    ("prepare --paired heatmaps of other frames", "prepare", ["--paired", "pbad", "--out", "c"],
+     ["v.npz", "'heatmaps'", "(6, 25, H, W)"], paired_file(heatmaps=np.zeros((5, 25, 8, 8)))),
+    ("prepare --paired unknown layout", "prepare", ["--paired", "pbad", "--out", "c"], ["v.npz", "'layout'"],
+     paired_file(layout=np.array("body99"))),
+    ("prepare --paired K not the layout's", "prepare", ["--paired", "pbad", "--out", "c"], ["v.npz", "coco17"],
+     paired_file(layout=np.array("coco17"))),
+    ("prepare --paired keypoints without frame_size", "prepare", ["--paired", "pbad", "--out", "c"],
+     ["v.npz", "'frame_size'"], paired_file(heatmaps=None, keypoints=np.ones((6, 25, 3)))),
+    # the simulated estimator
+    ("estimator_sim --videos 0", "estimator_sim", ["--out", "e", "--videos", "0"], ["--videos"], None),
+    ("estimator_sim --rho 1.5", "estimator_sim", ["--out", "e", "--rho", "1.5"], ["--rho 1.5"], None),
+    ("estimator_sim --out a file", "estimator_sim", ["--out", "afile"], ["--out", "afile"], None),
     # denoise
     ("denoise OUTPUT a directory", "denoise", ["run", "kp.npy", "adir"], ["OUTPUT", "adir"], None),
     ("denoise OUTPUT under a file", "denoise", ["run", "kp.npy", "afile/d.npz"], ["OUTPUT", "afile"], None),

@@ -369,3 +369,22 @@ def test_a_filter_as_the_model_holds_the_options_given_and_tunes_the_rest(tmp_pa
     assert test["model_options"]["beta"] == 0.1 and test["model_options"]["min_cutoff"] in grid["min_cutoff"]
     assert test["filters"]["one-euro"]["options"] in FILTERS["one-euro"].grid()   # the baseline: the full grid
     assert not (out / "checkpoints" / "best.pt").exists()                         # nothing was trained
+
+
+def test_a_measured_noise_law_is_trained_on_recorded_and_evaluated(tmp_path):
+    """A law that shifts every keypoint by exactly +5 px on both axes (7.1 px away, beyond every PCK
+    threshold, ~3 px here) instead of k's: the identity baseline then finds almost nothing; evaluate, reading
+    the law from the checkpoint, draws the same."""
+    from posedenoise import evaluate
+    (tmp_path / "noise.json").write_text(json.dumps({"format": "posedenoise-noise/1",
+                                                     "shift": {"values": [5], "probs": [1.0]},
+                                                     "sigma": {"values": [2.0], "probs": [1.0]}}))
+    out = tmp_path / "r"
+    train_mod.main(["--noise", str(tmp_path / "noise.json"), "--out", str(out), "--epochs", "1", *TINY])
+    config = json.loads((out / "config.json").read_text())
+    assert config["noise"] == str(tmp_path / "noise.json") and config["noise_law"]["shift"]["values"] == [5]
+    test = json.loads((out / "test.json").read_text())
+    assert test["identity_pck"]["0.2"] < 0.05 and test["noise"] == str(tmp_path / "noise.json")
+    os.remove(tmp_path / "noise.json")                     # the run carries its law
+    evaluate.main([str(out), "--out", str(tmp_path / "e.json")])
+    assert json.loads((tmp_path / "e.json").read_text())["identity_pck"] == test["identity_pck"]

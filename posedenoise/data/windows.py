@@ -162,8 +162,9 @@ class Batches:
 
 def open_data(spec: str, *, step: int, split: str = "video", seed: int = 0, num_windows: Optional[int] = None,
               T: int = 5) -> Dataset:
-    """'synthetic' (generated motion), a cache file from `posedenoise.prepare`, a BRACE folder (with dataset/)
-    or a Penn Action folder. Folders are read on every call; `prepare` caches them once."""
+    """'synthetic' (generated motion), a cache file from `posedenoise.prepare` (a keypoint cache, or a paired
+    cache from --paired: a PairedDataset), a BRACE folder (with dataset/) or a Penn Action folder. Folders are
+    read on every call; `prepare` caches them once."""
     if spec == "synthetic":
         cache = synthetic_cache(SYNTHETIC_VIDEOS, (60, 150), seed=0)
     elif os.path.isdir(spec):
@@ -173,6 +174,10 @@ def open_data(spec: str, *, step: int, split: str = "video", seed: int = 0, num_
             from .penn_action import read_folder
         cache = build_cache(read_folder(spec))
     elif os.path.isfile(spec):
+        from .paired import PairedDataset, is_paired, load_paired
+        if is_paired(spec):   # an estimator's output with ground truth: real inputs, no simulated noise
+            return PairedDataset(load_paired(spec), T=T, step=step, split=split, seed=seed, num_windows=num_windows,
+                                 name=spec)
         cache = load_cache(spec)
     else:
         raise DataError(f"{spec}: expected 'synthetic', a cache file, a BRACE folder or a Penn Action folder")
