@@ -1,0 +1,341 @@
+"""Measure a real pose estimator's noise in the simulation's units: python -m posedenoise.calibrate PAIRED
+
+Reads a paired cache (the estimator's output next to ground truth, posedenoise.data.paired), prints a Markdown
+table and writes noise.json, whose "shift" and "sigma" laws `train --noise` draws from.
+
+Definitions (all in pixels of the 56 grid; SPEC section 4 is the law being fitted):
+- counted: keypoints visible in the ground truth. missed: counted, confidence <= --min-confidence.
+  detected: counted and not missed. Shift per axis: rint(est - gt), the integer offset the simulation
+  adds to integer coordinates.
+- swap: a detected left/right keypoint (POSE25 names) whose estimate is nearer its counterpart's gt than its
+  own by more than max(3 px, half the two gts' distance): counterparts closer than that cannot be told apart,
+  and jitter comparable to the twins' distance is partly taken for swaps (cutting the tail of the k fit).
+- outlier: a detected keypoint, not a swap, with |shift| > max(10 px, 6 * robust sd) on an axis, where
+  robust sd = 1.4826 * MAD of all detected shifts. inliers: detected, neither swap nor outlier.
+- k: maximum likelihood over inliers of shift = round(N(0, (3k)^2)), clipped to the grid: an estimate on a
+  border pixel (0 or 55) only says the shift went at least that far, so it counts with its tail probability.
+  Goodness of fit: total-variation distance between the observed histogram and the one the fitted law
+  predicts for the same gts (clipping included, restricted to the outlier bound), next to the distance
+  that sampling alone gives a perfect fit, and a chi-square test (bins expecting < 5 pooled). Both assume
+  independent shifts: drifting offsets (a high autocorrelation) make the fit look worse than it is.
+- shares: missed of counted; swaps and outliers of detected.
+- "shift" in noise.json: the pooled x and y histogram of every detected keypoint (outliers and swaps
+  included: the simulation should see what the estimator does; misses excluded: they are not shifts).
+- blur: per detected map, sigma of the renderer's Gaussian (posedenoise.reference.gaussian_profiles: the
+  same family, so the same sigma as sigma_in) centred at the map's argmax, amplitude free, fitted by least
+  squares on sigma in [0.5, 6] (grid of 0.25, then 0.05, then a parabola). Histogram bins of 0.25 over
+  [0.5, 6] (a fit at an end of the range counts in the end bin); "sigma" in noise.json: the
+  share of maps whose sigma is nearest each choice.
+- lag-1 autocorrelation: over pairs of consecutive frames of one video where both shifts are inliers and
+  not censored at the border (misses, swaps, outliers, border estimates break pairs), about the pooled mean
+  (not per series: that biases short videos down). Pairs near a border are truncated: slightly low there.
+  Near 0: independent per-frame jitter, as the simulation draws it; near 1: slowly drifting offsets, which
+  it does not model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import cli
+if __name__ == "__main__":   # a command, not an import: set how OpenMP waits before torch loads OpenMP
+    cli.openmp_wait_policy()
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from . import files
+from .layout import POSE25
+
+PROG = "posedenoise.calibrate"
+SIZE = 56
+SIGMA_CHOICES = (1.0, 1.5, 2.0, 2.5, 3.0)
+SIGMA_GRID = np.round(np.arange(0.5, 6.0 + 1e-9, 0.05), 2)    # fine grid; every 5th point is the coarse one
+SIGMA_EDGES = np.round(np.arange(0.5, 6.0 + 1e-9, 0.25), 2)
+OUTLIER_MIN_PX, OUTLIER_SDS, SWAP_MIN_PX = 10.0, 6.0, 3.0
+
+
+def lr_pairs(layout=POSE25):
+    """(i, j): index arrays of every left keypoint and its right counterpart, both ways round."""
+    left = [n for n in layout if n.startswith("left_") and "right_" + n[5:] in layout]
+    i = [layout.index(n) for n in left]
+    j = [layout.index("right_" + n[5:]) for n in left]
+    return np.array(i + j, dtype=np.int64), np.array(j + i, dtype=np.int64)
+
+
+def classify(cache, min_confidence=0.0, size=SIZE):
+    """Per keypoint masks (F, K) and integer shifts (F, K, 2); see the module's definitions."""
+    counted = np.asarray(cache.visible, bool)
+    detected = counted & (np.asarray(cache.confidence) > min_confidence)
+    gt, est = np.asarray(cache.gt, np.float64), np.asarray(cache.est, np.float64)
+    shift = np.rint(est - gt).astype(np.int64)           # gt is sub-pixel (paired.py); the error is est - gt
+    # Border pixels are where the simulation's clip lands: -1 (at 0, shift <= observed), +1 (at 55, >=).
+    censored = np.where(np.rint(est) == 0, -1, np.where(np.rint(est) == size - 1, 1, 0)).astype(np.int8)
+    i, j = lr_pairs()
+    d_own = np.linalg.norm(est[:, i] - gt[:, i], axis=-1)
+    d_other = np.linalg.norm(est[:, i] - gt[:, j], axis=-1)
+    margin = np.maximum(SWAP_MIN_PX, 0.5 * np.linalg.norm(gt[:, i] - gt[:, j], axis=-1))
+    swap = np.zeros_like(counted)
+    swap[:, i] = detected[:, i] & counted[:, j] & (d_other + margin < d_own)
+    s = shift[detected].ravel()
+    mad = np.median(np.abs(s - np.median(s))) if s.size else 0.0
+    bound = max(OUTLIER_MIN_PX, OUTLIER_SDS * 1.4826 * mad)
+    outlier = detected & ~swap & (np.abs(shift) > bound).any(-1)
+    return dict(counted=counted, detected=detected, swap=swap, outlier=outlier,
+                inlier=detected & ~swap & ~outlier, shift=shift, censored=censored, bound=bound,
+                gt_int=np.clip(np.rint(gt), 0, size - 1).astype(np.int64))
+
+
+def _shift_probs(s, cens, sd):
+    """P(observation) under round(N(0, sd^2)): P(round = s), or the tail beyond s where censored.
+    Uses the lower tail (symmetry) so that far shifts keep their precision."""
+    a = np.abs(s)
+    exact = special.ndtr((0.5 - a) / sd) - special.ndtr((-0.5 - a) / sd)
+    tail = special.ndtr((0.5 + np.where(cens < 0, s, -s)) / sd)       # P(round <= s) or P(round >= s)
+    return np.where(cens == 0, exact, tail)
+
+
+def predicted_histogram(g, sd, bound, size=SIZE):
+    """Expected counts over shifts -(size-1)..size-1 of observations at gt coordinates g (ints), shift law
+    round(N(0, sd^2)) clipped to the grid (tails pile on the border), restricted to |shift| <= bound."""
+    v = np.arange(-(size - 1), size)
+    lo, hi = -np.arange(size)[:, None], size - 1 - np.arange(size)[:, None]     # per gt value
+    cdf = special.ndtr((v + 0.5) / sd)[None, :]
+    prev = special.ndtr((v - 0.5) / sd)[None, :]
+    pmf = np.where(v == lo, cdf, np.where(v == hi, 1 - prev, np.where((v > lo) & (v < hi), cdf - prev, 0.0)))
+    pmf = pmf * (np.abs(v) <= bound)
+    pmf /= pmf.sum(1, keepdims=True)
+    return np.bincount(g, minlength=size) @ pmf
+
+
+def fit_k(s, cens, g, bound, size=SIZE):
+    """Maximum-likelihood k of shift = round(N(0, (3k)^2)) from integer shifts s, censoring cens (-1/0/+1)
+    and the gt coordinates g on that axis; with its log-likelihood and goodness of fit."""
+    if s.size == 0:
+        return dict(k=None, n=0)
+    nll = lambda sd: -np.log(np.maximum(_shift_probs(s, cens, sd), 1e-300)).sum()
+    sd = float(optimize.minimize_scalar(nll, bounds=(0.05, 3.0 * size), method="bounded",
+                                        options=dict(xatol=1e-5)).x)
+    observed = np.bincount(s + size - 1, minlength=2 * size - 1)
+    expected = predicted_histogram(g, sd, bound, size)
+    tv = 0.5 * np.abs(observed - expected).sum() / s.size
+    # The TV a perfect fit shows from sampling alone (independent shifts): draws of the fitted law's histogram.
+    draws = np.random.default_rng(0).multinomial(s.size, expected / expected.sum(), size=20)
+    tv_sampling = float(np.mean(0.5 * np.abs(draws - expected).sum(1) / s.size))
+    big = expected >= 5                              # chi-square: bins expecting < 5 pooled into one
+    obs_b = np.append(observed[big], observed[~big].sum())
+    exp_b = np.append(expected[big], expected[~big].sum())
+    keep = exp_b > 0
+    chi2 = float(((obs_b[keep] - exp_b[keep]) ** 2 / exp_b[keep]).sum())
+    dof = max(int(keep.sum()) - 2, 1)                # one fitted parameter
+    return dict(k=sd / 3.0, sd=sd, loglik=float(-nll(sd)), n=int(s.size), censored=int((cens != 0).sum()),
+                tv_distance=float(tv), tv_sampling=tv_sampling, chi2=chi2, chi2_dof=dof,
+                chi2_p=float(stats.chi2.sf(chi2, dof)))
+
+
+def shift_fits(c, size=SIZE):
+    """k per axis and pooled, over inliers."""
+    m = c["inlier"]
+    axes = {a: (c["shift"][m][:, n], c["censored"][m][:, n], c["gt_int"][m][:, n]) for n, a in enumerate("xy")}
+    axes["pooled"] = tuple(np.concatenate([axes["x"][i], axes["y"][i]]) for i in range(3))
+    return {a: fit_k(*v, c["bound"], size) for a, v in axes.items()}
+
+
+def histogram(values):
+    """{"values": min..max, "probs"} of integer values."""
+    if values.size == 0:
+        return {"values": [], "probs": []}
+    lo = int(values.min())
+    counts = np.bincount(values - lo)
+    return {"values": list(range(lo, lo + counts.size)), "probs": (counts / counts.sum()).tolist()}
+
+
+def lag1_autocorrelation(shift, ok, starts, lengths):
+    """Lag-1 autocorrelation of shifts (F, K, 2) over consecutive frames of one video where both are ok
+    ((F, K) or per axis (F, K, 2)): {"x", "y", "pooled", "per_keypoint" (pooled axes), "pairs" (per axis)};
+    None where there are no pairs."""
+    F = shift.shape[0]
+    vid = np.full(F, -1)
+    lengths = np.asarray(lengths, np.int64)
+    first = np.asarray(starts, np.int64) - (np.cumsum(lengths) - lengths)     # frame index - running position
+    frames = np.repeat(first, lengths) + np.arange(lengths.sum())
+    vid[frames] = np.repeat(np.arange(lengths.size), lengths)
+    ok = np.broadcast_to(ok[..., None] if ok.ndim == 2 else ok, shift.shape)
+    pair = ((vid[:-1] == vid[1:]) & (vid[:-1] >= 0))[:, None, None] & ok[:-1] & ok[1:]   # (F-1, K, 2)
+    w = pair.astype(np.float64)
+    a, b = shift[:-1].astype(np.float64), shift[1:].astype(np.float64)
+
+    def corr(axis):
+        n = w.sum()
+        mean = ((a + b) * w).sum() / (2 * n) if n else 0.0    # one mean: per-series means bias short videos
+        da, db = (a - mean) * w, (b - mean) * w
+        num, den = (da * db).sum(axis), np.sqrt((da * da).sum(axis) * (db * db).sum(axis))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = num / den
+        return r
+    r_axis = corr((0, 1))
+    r_kp = corr((0, 2))
+    val = lambda r: None if not np.isfinite(r) else float(r)
+    return {"x": val(r_axis[0]), "y": val(r_axis[1]), "pooled": val(corr(None)),
+            "per_keypoint": {n: val(r) for n, r in zip(POSE25, r_kp)}, "pairs": int(pair.sum())}
+
+
+def fit_sigma(maps):
+    """Per map sigma (N,) of the renderer's Gaussian centred at the argmax, amplitude free, least squares;
+    NaN for maps without a positive maximum. maps (N, 56, 56)."""
+    from .reference import gaussian_profiles     # torch: only when there are heatmaps to fit
+    maps = np.asarray(maps, np.float32)
+    N, H, W = maps.shape
+    table = gaussian_profiles(tuple(float(np.float32(s)) for s in SIGMA_GRID), H).numpy()   # [s, centre, x]
+    flat = maps.reshape(N, -1).argmax(1)
+    cx, cy = flat % W, flat // W
+
+    def explained(idx):          # max over amplitude of the energy a template explains: <M,T>^2 / <T,T>
+        gx, gy = table[idx, cx[:, None]], table[idx, cy[:, None]]          # (N, S, W), (N, S, H)
+        ip = np.einsum("nys,nsy->ns", maps @ gx.transpose(0, 2, 1), gy)
+        return np.where(ip > 0, ip * ip, 0.0) / ((gx * gx).sum(-1) * (gy * gy).sum(-1))
+    coarse = np.arange(0, SIGMA_GRID.size, 5)[None, :].repeat(N, 0)
+    best = coarse[np.arange(N), explained(coarse).argmax(1)]
+    fine = np.clip(best[:, None] + np.arange(-5, 6), 0, SIGMA_GRID.size - 1)
+    f = explained(fine)
+    b = f.argmax(1)
+    rows = np.arange(N)
+    at = fine[rows, b]
+    left, right = f[rows, np.maximum(b - 1, 0)], f[rows, np.minimum(b + 1, 10)]
+    curv = left - 2 * f[rows, b] + right
+    inner = (b > 0) & (b < 10) & (curv < 0)          # a parabola through the peak and its neighbours
+    step = np.where(inner, 0.5 * (left - right) / np.where(inner, curv, -1.0), 0.0)
+    sigma = SIGMA_GRID[at] + 0.05 * np.clip(step, -0.5, 0.5)
+    return np.where(maps.reshape(N, -1).max(1) > 0, sigma, np.nan)
+
+
+def blur(cache, use, choices=SIGMA_CHOICES, chunk=2048):
+    """Sigma of every map where use (F, K), in chunks of frames: (sigmas, histogram, probs over choices)."""
+    frames = np.nonzero(use.any(1))[0]
+    per = max(1, chunk // use.shape[1])                  # bounds the float32 copies and the template stacks
+    parts = [fit_sigma(cache.heatmaps[f][use[f]]) for f in (frames[i:i + per] for i in range(0, frames.size, per))]
+    sig = np.concatenate(parts) if parts else np.zeros(0)
+    sig = sig[np.isfinite(sig)]
+    counts = np.histogram(np.clip(sig, SIGMA_EDGES[0], SIGMA_EDGES[-1]), SIGMA_EDGES)[0]
+    nearest = np.abs(sig[:, None] - np.asarray(choices)[None, :]).argmin(1)    # ties: the smaller choice
+    probs = np.bincount(nearest, minlength=len(choices)) / max(sig.size, 1)
+    return sig, {"edges": SIGMA_EDGES.tolist(), "counts": counts.tolist()}, probs
+
+
+def calibrate(cache, min_confidence=0.0, sigma_choices=SIGMA_CHOICES, source=None):
+    """Every statistic of noise.json from a PairedCache."""
+    c = classify(cache, min_confidence)
+    fits = shift_fits(c)
+    n_counted, n_detected = int(c["counted"].sum()), int(c["detected"].sum())
+    shares = {"missed": 1 - n_detected / n_counted if n_counted else None,
+              "outliers": float(c["outlier"].sum() / n_detected) if n_detected else None,
+              "swaps": float(c["swap"].sum() / n_detected) if n_detected else None}
+    det = c["shift"][c["detected"]]
+    report = {"format": "posedenoise-noise/1", "shift": histogram(det.ravel()), "sigma": None,
+              "k": fits["pooled"]["k"], "k_fit": {**fits, "outlier_bound_px": c["bound"]}, "shares": shares,
+              "shift_histogram": {"x": histogram(det[:, 0]), "y": histogram(det[:, 1])},
+              # A censored shift is only a bound (and a truncated one is less correlated): it breaks pairs.
+              "autocorrelation_lag1": lag1_autocorrelation(c["shift"], c["inlier"][..., None] & (c["censored"] == 0),
+                                                           cache.video_starts, cache.video_lengths),
+              "sigma_histogram": None, "keypoints_counted": n_counted, "keypoints_detected": n_detected,
+              "source": source}
+    if cache.heatmaps is not None and n_detected:
+        sig, hist, probs = blur(cache, c["detected"], sigma_choices)
+        if not sig.size:                      # every detected map empty: nothing measured, as without heatmaps
+            return report
+        report["sigma"] = {"values": [float(s) for s in sigma_choices], "probs": probs.tolist()}
+        report["sigma_histogram"] = hist
+        report["sigma_fitted"] = {"maps": int(sig.size), "median": float(np.median(sig)) if sig.size else None}
+    return report
+
+
+def fmt(v, spec=".3f"):
+    return "-" if v is None else format(v, spec)
+
+
+def table(r) -> str:
+    """The report as Markdown."""
+    f, ac = r["k_fit"], r["autocorrelation_lag1"]
+    row = lambda name, key, spec=".3f", note="": (f"| {name} | " + " | ".join(fmt(f[a].get(key), spec) for a in
+                                                  ("x", "y", "pooled")) + f" | {note} |")
+    out = [f"## Estimator noise of {r['source']} ({r['keypoints_counted']} visible keypoints)", "",
+           "| quantity | x | y | pooled | meaning |", "|---|---|---|---|---|",
+           row("k (shift = round(N(0, (3k)^2)))", "k", note="maximum likelihood over inliers, border clip censored"),
+           row("shift sd = 3k (px)", "sd"), row("log-likelihood", "loglik", ".1f"),
+           row("inliers fitted", "n", "d"), row("of them censored at the border", "censored", "d"),
+           row("TV distance, fit vs observed", "tv_distance",
+               note="0: the fitted law predicts the histogram exactly; compare with the next row"),
+           row("TV of a perfect fit (sampling)", "tv_sampling", note="what independent draws of the fit give"),
+           row("chi-square p-value", "chi2_p", ".3g", "assumes independent shifts: drift makes it small"),
+           f"| lag-1 autocorrelation | {fmt(ac['x'])} | {fmt(ac['y'])} | {fmt(ac['pooled'])} | near 0: independent "
+           "per-frame jitter (what the simulation draws); near 1: slowly drifting offsets (not simulated) |", "",
+           "| share | value | of |", "|---|---|---|",
+           f"| missed | {fmt(r['shares']['missed'], '.2%')} | visible keypoints (confidence <= minimum) |",
+           f"| swaps | {fmt(r['shares']['swaps'], '.2%')} | detected keypoints (nearer the other side's gt) |",
+           f"| outliers | {fmt(r['shares']['outliers'], '.2%')} | detected keypoints "
+           f"(|shift| > {f['outlier_bound_px']:.1f} px) |", "", "| shift (px) | x | y | pooled |", "|---|---|---|---|"]
+    h = [r["shift_histogram"]["x"], r["shift_histogram"]["y"], r["shift"]]
+    share = lambda hh, sel: sum(p for v, p in zip(hh["values"], hh["probs"]) if sel(v))
+    for name, sel in [("< -8", lambda v: v < -8), *[(str(s), (lambda s: lambda v: v == s)(s)) for s in range(-8, 9)],
+                      ("> 8", lambda v: v > 8)]:
+        out.append(f"| {name} | " + " | ".join(f"{share(hh, sel):.2%}" for hh in h) + " |")
+    if r["sigma"] is not None:
+        out += ["", f"| sigma_in (nearest choice) | share of {r['sigma_fitted']['maps']} maps |", "|---|---|"]
+        out += [f"| {v:g} | {p:.2%} |" for v, p in zip(r["sigma"]["values"], r["sigma"]["probs"])]
+    else:
+        out += ["", "no heatmaps: sigma is not measured (null in the JSON)"]
+    return "\n".join(out)
+
+
+DESCRIPTION = (
+    "Measure a real pose estimator's noise in the simulation's units, from a paired cache (ground truth next to "
+    "the estimator's output; prepare --paired makes one). Prints a Markdown table: k of the simulation's shift "
+    "law round(N(0, (3k)^2)) by maximum likelihood (estimates clipped at the border count as censored; "
+    "outliers and left/right swaps left out), its goodness of fit, the shares of misses, swaps and outliers, "
+    "the shift histogram, the lag-1 autocorrelation of the shifts (near 0: per-frame jitter; near 1: drifting "
+    "offsets) and, with heatmaps, the blur sigma fitted per map. Writes --out for train --noise: 'shift', the "
+    "per-axis integer shift law of every detected keypoint (outliers and swaps included, misses not), and "
+    "'sigma', the blur as probabilities over --sigma-choices (null without heatmaps). Every definition: "
+    "pydoc posedenoise.calibrate.")
+
+
+@dataclass
+class CalibrateConfig:
+    paired: str = field(default="", metadata={"help": "a paired cache (save_paired's file): ground truth next to "
+                                                      "a real estimator's keypoints, confidences and heatmaps"})
+    out: str = field(default="noise.json", metadata={"help": "where to write the noise laws (train --noise reads it)"})
+    min_confidence: float = field(default=0.0, metadata={
+        "help": "an estimated keypoint counts as output when its confidence is above this; others are misses"})
+    sigma_choices: str = field(default="1,1.5,2,2.5,3", metadata={
+        "help": "comma-separated sigma_in values to express the measured blur as probabilities over"})
+
+    def __post_init__(self):
+        try:
+            self.sigmas = tuple(float(s) for s in self.sigma_choices.split(","))
+        except ValueError:
+            raise cli.InputError(f"--sigma-choices: expected comma-separated numbers, got "
+                                 f"{self.sigma_choices!r}") from None
+        if len(set(self.sigmas)) != len(self.sigmas) or not all(0.05 <= s <= SIZE for s in self.sigmas):
+            raise cli.InputError(f"--sigma-choices: expected distinct values in [0.05, {SIZE}], got "
+                                 f"{self.sigma_choices!r}")
+
+
+@cli.command(PROG)
+def main(argv=None):
+    cfg = cli.parse(CalibrateConfig, argv, PROG, DESCRIPTION, positional=("paired",))
+    cli.check_output(cfg.out, "--out")
+    from .data.paired import load_paired     # written alongside; imported here so the module loads without it
+    cache = load_paired(cfg.paired)
+    counted = np.asarray(cache.visible, bool)
+    if not counted.any():
+        raise cli.InputError(f"{cfg.paired}: no visible ground-truth keypoint to measure against")
+    if not (counted & (np.asarray(cache.confidence) > cfg.min_confidence)).any():
+        raise cli.InputError(f"--min-confidence {cfg.min_confidence}: the estimator output no visible keypoint "
+                             f"of {cfg.paired} with a confidence above it")
+    report = calibrate(cache, cfg.min_confidence, cfg.sigmas, source=cfg.paired)
+    print(table(report))
+    files.write_json(cfg.out, report)
+    print(f"\nwrote {cfg.out}")
+
+
+if __name__ == "__main__":
+    main()
