@@ -64,6 +64,25 @@ GROUPS: Dict[str, Tuple[str, ...]] = {
 TORSO: Tuple[Tuple[str, str], ...] = (("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"))
 
 
+# Bones to draw between POSE25 keypoints (the target estimator's, MediaPipe Pose's connections without the
+# eyes and mouth it has and POSE25 lacks): for pictures only, nothing is computed from them.
+SKELETON25: Tuple[Tuple[str, str], ...] = (
+    ("nose", "left_ear"), ("nose", "right_ear"),
+    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("left_wrist", "left_pinky"), ("left_wrist", "left_index"), ("left_wrist", "left_thumb"),
+    ("left_pinky", "left_index"),
+    ("right_wrist", "right_pinky"), ("right_wrist", "right_index"), ("right_wrist", "right_thumb"),
+    ("right_pinky", "right_index"),
+    ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+    ("left_ankle", "left_heel"), ("left_heel", "left_foot_index"), ("left_ankle", "left_foot_index"),
+    ("right_ankle", "right_heel"), ("right_heel", "right_foot_index"), ("right_ankle", "right_foot_index"),
+)
+
+
 class LayoutError(ValueError):
     """An unknown layout name or a keypoint missing from a layout."""
 

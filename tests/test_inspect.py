@@ -1,0 +1,192 @@
+"""posedenoise.inspect on tiny trained runs (conv3d: heatmaps; deciwatch: coordinates): the PNGs it writes,
+that --worst picks the windows a plain numpy computation calls worst, the trajectory plot on a real
+posedenoise.denoise output, and its one-line errors."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from posedenoise import denoise, inspect, ops, train
+from posedenoise.data import open_data, synthetic_cache
+from posedenoise.evaluate import load_checkpoint, model_from_state
+from posedenoise.evaluation import SETUPS
+from posedenoise.layout import POSE25, SKELETON25
+
+TEST_WINDOWS = 8   # --num-windows 40: 24 / 8 / 8
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for model in ("conv3d", "deciwatch"):
+        out[model] = root / model
+        train.main(["--out", str(out[model]), "--model", model, "--epochs", "1", "--num-windows", "40",
+                    "--batch-size", "4", "--quiet"])
+    return out
+
+
+def run(capsys, *args):
+    """inspect.main in-process -> (exit code, stdout, stderr)."""
+    try:
+        inspect.main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def png(path):
+    """(width, height, RGB array) of a file that must be a PNG."""
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size[0], im.size[1], np.asarray(im.convert("RGB"))
+
+
+def numpy_window_errors(run_dir, split="test"):
+    """Each window's mean distance (px) between the model's keypoints and the truth over visible keypoints,
+    computed here: the split's inputs under its fixed noise (epoch 0), the model, then numpy only."""
+    state, ckpt = load_checkpoint(str(run_dir))
+    model = model_from_state(state, "cpu", ckpt)
+    tc = state["config"]
+    setup = SETUPS[tc["setup"]]
+    data = open_data(tc["data"], step=setup["step"], split=tc["split"], seed=tc["seed"], num_windows=tc["num_windows"])
+    ids = data.split_ids(split)
+    coords, visible = data.gather(ids)
+    x, _ = ops.noisy_pair(coords, visible, ids, k=tc["k"], sigma_choices=setup["sigma_choices"], seed=tc["seed"],
+                          epoch=0, targets=False)
+    with torch.no_grad():
+        out = model(x).numpy().astype(np.float64)
+    if model.output_kind == "coords":
+        pred = out
+    else:
+        flat = out.reshape(out.shape[:3] + (-1,)).argmax(-1)             # first maximum, row-major
+        pred = np.stack([flat % out.shape[-1], flat // out.shape[-1]], -1)
+    err = np.sqrt(((pred - coords.numpy()) ** 2).sum(-1))
+    vis = visible.numpy()
+    return (err * vis).sum((1, 2)) / vis.sum((1, 2))
+
+
+def drawn(stdout):
+    """[(window position, model's mean error)] from the lines inspect prints for the windows it drew."""
+    return [(int(m.group(1)), float(m.group(2)))
+            for m in re.finditer(r"test window (\d+) .*mean error ([\d.]+) px", stdout)]
+
+
+def test_skeleton_joins_keypoints_of_the_layout():
+    names = {n for edge in SKELETON25 for n in edge}
+    assert names <= set(POSE25) and names == set(POSE25), "a keypoint without a bone, or a bone to nowhere"
+    assert len(set(map(frozenset, SKELETON25))) == len(SKELETON25)
+
+
+def test_one_window_png(runs, tmp_path, capsys):
+    out = tmp_path / "window.png"
+    code, stdout, err = run(capsys, runs["conv3d"], "--window", 3, "--out", out)
+    assert code == 0, err
+    w, h, rgb = png(out)
+    assert (w, h) == inspect.BLOCK_PX
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 200, "a blank or nearly blank figure"
+    ((pos, shown),) = drawn(stdout)
+    assert pos == 3 and shown == pytest.approx(numpy_window_errors(runs["conv3d"])[3], abs=0.01)
+
+
+def test_default_output_goes_to_the_run_directory(runs, capsys):
+    code, _, err = run(capsys, runs["conv3d"])
+    assert code == 0, err
+    assert png(runs["conv3d"] / "inspect-test-window0.png")[:2] == inspect.BLOCK_PX
+
+
+@pytest.mark.parametrize("model, extra", [("conv3d", ()), ("deciwatch", ("--max-windows", 5))])
+def test_worst_picks_the_windows_with_the_largest_error(runs, tmp_path, capsys, model, extra):
+    n = 3 if model == "conv3d" else 2
+    out = tmp_path / "worst.png"
+    code, stdout, err = run(capsys, runs[model], "--worst", n, *extra, "--out", out)
+    assert code == 0, err
+    expected = numpy_window_errors(runs[model])[:extra[1] if extra else None]
+    picks = drawn(stdout)
+    assert len(picks) == n and len({p for p, _ in picks}) == n
+    shown = [e for _, e in picks]
+    assert shown == sorted(shown, reverse=True), "not worst first"
+    for pos, e in picks:
+        assert pos < len(expected) and e == pytest.approx(expected[pos], abs=0.01)
+    rest = np.delete(expected, [p for p, _ in picks])
+    assert min(expected[p] for p, _ in picks) >= rest.max() - 1e-4, "a worse window was left out"
+    w, h, _ = png(out)
+    assert (w, h) == (inspect.BLOCK_PX[0], n * inspect.BLOCK_PX[1])
+
+
+def test_coordinate_model_png(runs, tmp_path, capsys):
+    out = tmp_path / "dw.png"
+    code, stdout, err = run(capsys, runs["deciwatch"], "--window", 0, "--out", out)
+    assert code == 0, err
+    w, h, rgb = png(out)
+    assert (w, h) == inspect.BLOCK_PX and rgb.std() > 0
+    ((pos, shown),) = drawn(stdout)
+    assert pos == 0 and shown == pytest.approx(numpy_window_errors(runs["deciwatch"])[0], abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def denoised(runs, tmp_path_factory):
+    """A noisy keypoint sequence (F, 25, 3) and its posedenoise.denoise output by the conv3d run."""
+    d = tmp_path_factory.mktemp("denoise")
+    cache = synthetic_cache(1, (40, 40), seed=3)
+    xy = cache.coords.astype(np.float32) + np.random.default_rng(0).normal(0, 2, cache.coords.shape)
+    kp = np.concatenate([xy, cache.visible[..., None].astype(np.float32)], -1)
+    np.save(d / "kp.npy", kp)
+    denoise.main([str(runs["conv3d"]), str(d / "kp.npy"), str(d / "out.npz")])
+    return d / "kp.npy", d / "out.npz"
+
+
+def test_trajectories_of_a_denoise_output(denoised, tmp_path, capsys):
+    raw, den = denoised
+    out = tmp_path / "traj.png"
+    code, _, err = run(capsys, den, "--input", raw, "--keypoints", "nose,left_wrist", "--out", out)
+    assert code == 0, err
+    w, h, rgb = png(out)
+    assert (w, h) == (inspect.TRAJ_WIDTH_PX, inspect.TRAJ_HEAD_PX + 2 * inspect.TRAJ_ROW_PX) and rgb.std() > 0
+    code, _, err = run(capsys, den, "--input", raw)       # default: beside the .npz, three keypoints
+    assert code == 0, err
+    assert png(str(den)[:-4] + "-trajectories.png")[:2] == (inspect.TRAJ_WIDTH_PX,
+                                                           inspect.TRAJ_HEAD_PX + 3 * inspect.TRAJ_ROW_PX)
+
+
+def one_line_error(code, err, *words):
+    assert code == 2
+    assert err.startswith("posedenoise.inspect: error:") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, err
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--window", TEST_WINDOWS), ("--window", f"[0, {TEST_WINDOWS})")),
+    (("--window", -1), ("--window",)),
+    (("--worst", TEST_WINDOWS + 1), ("--worst",)),
+    (("--worst", 2, "--max-windows", 1), ("--worst",)),
+    (("--window", 1, "--worst", 2), ("--window", "--worst")),
+    (("--keypoints", "nose"), ("--keypoints",)),
+    (("--out", "x.jpg"), ("--out",)),
+])
+def test_bad_run_flags(runs, tmp_path, capsys, args, words):
+    args = [a if a != "x.jpg" else tmp_path / a for a in args]
+    out = ["--out", tmp_path / "f.png"] if "--out" not in args else []
+    code, _, err = run(capsys, runs["conv3d"], *args, *out)
+    one_line_error(code, err, *words)
+    assert not list(tmp_path.iterdir()), "an error wrote a file"
+
+
+def test_bad_trajectory_input(denoised, tmp_path, capsys):
+    raw, den = denoised
+    out = tmp_path / "t.png"
+    code, _, err = run(capsys, den, "--input", raw, "--keypoints", "nose,left_wirst", "--out", out)
+    one_line_error(code, err, "--keypoints", "left_wirst")
+    code, _, err = run(capsys, den, "--keypoints", "nose", "--out", out)
+    one_line_error(code, err, "--input")
+    np.save(tmp_path / "short.npy", np.load(raw)[:10])
+    code, _, err = run(capsys, den, "--input", tmp_path / "short.npy", "--out", out)
+    one_line_error(code, err, "--input", "frames")
+    code, _, err = run(capsys, den, "--input", raw, "--window", 1, "--out", out)
+    one_line_error(code, err, "--window")
+    assert not out.exists()
