@@ -91,6 +91,11 @@ def check_output(path: str, label: str, kind: str = "file") -> None:
         raise InputError(f"{name}: is a file; expected a directory")
     if kind == "file" and os.path.isdir(path):
         raise InputError(f"{name}: is a directory; expected a file name")
+    raw = path if kind == "dir" else os.path.dirname(path) or "."
+    if ".." in raw.split(os.sep) and not os.path.isdir(raw):
+        # abspath would fold "missing/.." away, but the system resolves "missing" first and fails at the write
+        raise InputError(f"{name}: cannot write there: {raw} does not lead to a folder (a '..' after a folder "
+                         "that does not exist)")
     folder = os.path.abspath(path if kind == "dir" else os.path.dirname(os.path.abspath(path)))
     existing = folder
     while not os.path.exists(existing):          # the folders to be made: the nearest existing one must allow it

@@ -284,6 +284,8 @@ ROWS = [
     ("evaluate --batch-size 0", "evaluate", ["run", "--batch-size", "0", "--out", "e.json"], ["--batch-size"], None),
     ("evaluate --batch-size -1", "evaluate", ["run", "--batch-size", "-1", "--out", "e.json"], ["--batch-size"], None),
     ("evaluate --out a directory", "evaluate", ["run", "--out", "adir"], ["--out", "adir"], None),
+    ("evaluate --out through a missing folder", "evaluate", ["run", "--out", "nowhere/../e.json"],
+     ["--out", "nowhere/.."], None),
     ("evaluate --out under a file", "evaluate", ["run", "--out", "afile/e.json"], ["--out", "afile"], None),
     ("evaluate read-only run", "evaluate", ["run"], ["evaluate-test.json", "--out"], readonly("run")),
     ("evaluate not a run", "evaluate", ["kp.npy"], ["kp.npy"], None),
