@@ -100,25 +100,36 @@ def data_to_read(data: Optional[str], recorded: dict, ckpt: str):
     return data, recorded["num_windows"]
 
 
-@cli.command(PROG)
-def main(argv=None):
-    cfg = cli.parse(EvaluateConfig, argv, PROG, __doc__.split("\n\n")[0], positional=("run",))
-    dev = cli.device(cfg.device)
-    state, ckpt = load_checkpoint(cfg.run, dev)
+def open_run(path: str, dev, data: Optional[str], out: Optional[str], default_out: str, what: str):
+    """What a command that reads a run needs (evaluate, inspect), every input checked before any work:
+    (its state, its checkpoint's path, its model in eval mode, its data (or --data's), its noise arguments,
+    the output path). The
+    output defaults to `default_out` in the run directory, or beside a checkpoint not in a run's checkpoints/;
+    `what` names it in errors."""
+    state, ckpt = load_checkpoint(path, dev)
     tc = state["config"]
     cli.check_backend(tc.get("backend"), dev, label="the run's --backend")
     folder = os.path.dirname(os.path.abspath(ckpt))   # a run's checkpoints/, or wherever a loose .pt lies
     run_dir = os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
-    out = cfg.out or os.path.join(run_dir, f"evaluate-{cfg.split}.json")
-    cli.check_output(out, "--out" if cfg.out else "report (choose another with --out)")
+    path_out = out or os.path.join(run_dir, default_out)
+    cli.check_output(path_out, "--out" if out else f"{what} (choose another with --out)")
     model = model_from_state(state, dev, ckpt)
-    setup = SETUPS[tc["setup"]]
-    spec, num_windows = data_to_read(cfg.data, tc, ckpt)
+    spec, num_windows = data_to_read(data, tc, ckpt)
     try:
-        data = open_data(spec, step=setup["step"], split=tc["split"], seed=tc["seed"], num_windows=num_windows)
+        dataset = open_data(spec, step=SETUPS[tc["setup"]]["step"], split=tc["split"], seed=tc["seed"],
+                            num_windows=num_windows)
     except DataError as e:
-        raise cli.InputError(f"{'--data' if cfg.data else 'the data of the run'}: {e}") from None
-    noise = run_noise(tc)
+        raise cli.InputError(f"{'--data' if data else 'the data of the run'}: {e}") from None
+    return state, ckpt, model, dataset, run_noise(tc), path_out
+
+
+@cli.command(PROG)
+def main(argv=None):
+    cfg = cli.parse(EvaluateConfig, argv, PROG, __doc__.split("\n\n")[0], positional=("run",))
+    dev = cli.device(cfg.device)
+    state, ckpt, model, data, noise, out = open_run(cfg.run, dev, cfg.data, cfg.out, f"evaluate-{cfg.split}.json",
+                                                    "report")
+    tc = state["config"]
     result = evaluate(model, model.output_kind, data, cfg.split, dev, batch_size=cfg.batch_size, **noise)
     fitted = fit_filters(data, dev, **noise)            # the classical baselines, tuned on val, as train does
     fitted["test"] = filter_test(data, dev, fitted, split=cfg.split, **noise)
@@ -126,7 +137,7 @@ def main(argv=None):
     epoch = state["epoch"] + 1 if state.get("epoch") is not None else None
     report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result, filters=fitted, paired=is_paired_data(data),
                          noise=tc.get("noise"))
-    report.update(checkpoint=ckpt, data=spec, split=cfg.split)
+    report.update(checkpoint=ckpt, data=data.name, split=cfg.split)
     print(format_test_table(report))
     print("per keypoint group, PCK@0.2:")
     for g, v in report["per_group_pck"].items():

@@ -33,9 +33,8 @@ if __name__ == "__main__":   # a command, not an import: set how OpenMP waits be
 import torch
 
 from . import files, ops
-from .data import DataError, open_data
-from .evaluate import data_to_read, load_checkpoint, model_from_state
-from .evaluation import EVAL_EPOCH, SETUPS, batch_inputs, run_noise
+from .evaluate import open_run
+from .evaluation import EVAL_EPOCH, SETUPS, batch_inputs
 from .layout import POSE25, SKELETON25
 
 PROG = "posedenoise.inspect"
@@ -227,22 +226,10 @@ def draw_windows(path: str, blocks: list, output_kind: str, step: int) -> None:
 
 def inspect_run(cfg: InspectConfig) -> str:
     dev = cli.device(cfg.device)
-    state, ckpt = load_checkpoint(cfg.source, dev)
-    tc = state["config"]
-    cli.check_backend(tc.get("backend"), dev, label="the run's --backend")
-    folder = os.path.dirname(os.path.abspath(ckpt))
-    run_dir = os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
     what = f"worst{cfg.worst}" if cfg.worst else f"window{cfg.window or 0}"
-    out = cfg.out or os.path.join(run_dir, f"inspect-{cfg.split}-{what}.png")
-    cli.check_output(out, "--out" if cfg.out else "figure (choose another with --out)")
-    model = model_from_state(state, dev, ckpt)
-    setup = SETUPS[tc["setup"]]
-    spec, num_windows = data_to_read(cfg.data, tc, ckpt)
-    try:
-        data = open_data(spec, step=setup["step"], split=tc["split"], seed=tc["seed"], num_windows=num_windows)
-    except DataError as e:
-        raise cli.InputError(f"{'--data' if cfg.data else 'the data of the run'}: {e}") from None
-    noise = run_noise(tc)
+    state, _, model, data, noise, out = open_run(cfg.source, dev, cfg.data, cfg.out,
+                                                 f"inspect-{cfg.split}-{what}.png", "figure")
+    tc = state["config"]
     load = rendered_source(data, noise, dev, model.output_kind)
     ids = data.split_ids(cfg.split)
     if cfg.worst:
@@ -268,7 +255,7 @@ def inspect_run(cfg: InspectConfig) -> str:
     arrays = dict(x=x, y=y, out=None if model.output_kind == "coords" else out_, pred=pred, in_xy=in_xy, err=err,
                   in_err=in_err, gt=coords.float(), vis=visible)
     arrays = {k: None if v is None else v.cpu().numpy() for k, v in arrays.items()}
-    step, blocks = setup["step"], []
+    step, blocks = SETUPS[tc["setup"]]["step"], []
     for i, (pos, label) in enumerate(zip(picks.tolist(), labels)):
         wid = int(ids[pos])
         video = int(data.window_video[wid])

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 import torch
 
-from posedenoise import estimator_sim, ops, prepare
+from posedenoise import estimator_sim, prepare
 from posedenoise import train as train_mod
 from posedenoise.data import open_data
 from posedenoise.data.paired import (AMPLITUDE, PairedDataset, build_paired, load_paired, read_folder,
