@@ -136,6 +136,12 @@ def test_finetuning_starts_from_the_checkpoint_and_compares_with_the_estimator(p
     assert config["init"] == str(pre / "checkpoints" / "best.pt") and config["model"] == "conv3d"
     test = json.loads((ft / "test.json").read_text())
     assert test["input"] == "estimator"
+    # inspect draws a window of the finetuned run from the estimator's maps (the paired data's inputs)
+    import matplotlib.image
+    from posedenoise import inspect
+    inspect.main([str(ft), "--window", "0", "--out", str(tmp_path / "w.png")])
+    h, w = matplotlib.image.imread(str(tmp_path / "w.png")).shape[:2]
+    assert (w, h) == inspect.BLOCK_PX
 
 
 def test_finetuning_defaults_to_the_studys_rate(paired_cache, tmp_path):
