@@ -211,6 +211,12 @@ def test_results_page_lists_every_run_with_the_filters_budget_and_command(filter
     assert row["**deciwatch (interval=1)**"][1] == "0.060 / 0.180 / 0.520" and row["**deciwatch (interval=1)**"][2] == "-0.340"
     assert row["**conv3d**"][3].startswith("40 steps (4 epochs")               # 160 // 16 steps x 4 epochs
     assert row["**conv3d**"][4] == "0.100"                                      # 4 s over 40 steps
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    head = next(line for line in summary.splitlines() if line.startswith("| k.setup"))
+    first = next(line for line in summary.splitlines() if line.startswith("| 1.1 |"))
+    cols = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in first.strip("|").split("|")]))
+    assert cols["best classical filter"] == "0.860 (mean)" and cols["identity"] == "0.500"
+    assert cols["deciwatch (interval=1)"] == "0.520 (-0.340)" and cols["conv3d"] == "0.900 (+0.040)"
     assert "--model deciwatch --epochs 1 --model-arg interval=1" in text
     assert "python -m posedenoise.experiments report" in text and "would not be comparable" in text
     assert f"wrote {page}" in capsys.readouterr().out
