@@ -163,7 +163,12 @@ def page(runs: List[dict], report_command: str) -> str:
         out += [f"## k = {k:g}, setup {setup}" + (f", {windows[2]} test windows" if fewer else ""), "",
                 "Windows train / val / test: " + " / ".join(str(n) for n in windows) + ".", ""]
         out += cell_table(grouped[(k, setup, windows)]) + [""]
-    out += ["## Commands", "", "Each model row was trained by (run directories as recorded):", "", "```bash"]
+    out += ["## Commands", "", "The data, then each model row (run directories as recorded; `experiments run` "
+            "runs the same train command per cell):", "", "```bash"]
+    flags = {"penn_action": "--penn-action PENN_ACTION_FOLDER", "brace": "--brace BRACE_FOLDER"}
+    sources = [flags[s] for s in str(about.get("source", "")).split("+") if s in flags]
+    if sources:
+        out.append(f"python -m posedenoise.prepare {' '.join(sources)} --out {shlex.quote(str(about.get('data')))}")
     for key in sorted(grouped):
         for run in sorted(grouped[key], key=label):
             out.append(command(run["config"]) + f" --out {shlex.quote(run['config'].get('out', '?'))}")
