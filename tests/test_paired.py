@@ -150,3 +150,17 @@ def test_finetuning_defaults_to_the_studys_rate(paired_cache, tmp_path):
     cfg = train_mod.TrainConfig(init=str(pre), data=str(paired_cache / "p.npz"), out=str(tmp_path / "ft"))
     assert cfg.lr == 1e-4 and cfg.model == "deciwatch"
     assert train_mod.TrainConfig(out=str(tmp_path / "x")).lr == 1e-3
+
+
+def test_a_finetuning_run_resumes_from_its_own_checkpoint(paired_cache, tmp_path):
+    """--resume continues the finetuning run (its last.pt, not --init's weights again) and ends with the metrics
+    of an uninterrupted run of as many epochs."""
+    pre = tmp_path / "pre"
+    train_mod.main(["--out", str(pre), "--epochs", "1", "--model", "deciwatch", *TINY])
+    common = ["--init", str(pre), "--data", str(paired_cache / "p.npz"), *TINY]
+    train_mod.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
+    train_mod.main([*common, "--out", str(tmp_path / "parts"), "--epochs", "1"])
+    train_mod.main([*common, "--out", str(tmp_path / "parts"), "--epochs", "2", "--resume"])
+    rows = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("whole", "parts")]
+    assert rows[0] == rows[1] and len(rows[0]) == 2
