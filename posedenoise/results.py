@@ -111,7 +111,17 @@ def summary(grouped: Dict[tuple, List[dict]]) -> List[str]:
     """One row per (k, setup): test PCK@0.2 of the identity, the best filter and every model, each model with
     its margin over the best filter of its own test split (a model trained on fewer windows is tested on
     fewer: marked *, with its own table below)."""
-    labels = sorted({label(r) for runs in grouped.values() for r in runs})
+    runs = [r for rs in grouped.values() for r in rs]
+    # A model trained to several budgets (epochs) gets a column per budget.
+    budgets = {}
+    for r in runs:
+        budgets.setdefault(label(r), set()).add(len(r["metrics"]))
+
+    def column(r):
+        n = len(r["metrics"])
+        return label(r) + (f", {n} epoch{'s' * (n != 1)}" if len(budgets[label(r)]) > 1 else "")
+
+    labels = sorted({column(r) for r in runs})
     cells = sorted({key[:2] for key in grouped})
     full = {ks: max((key for key in grouped if key[:2] == ks), key=lambda key: [n or 0 for n in key[2]])
             for ks in cells}
@@ -124,7 +134,7 @@ def summary(grouped: Dict[tuple, List[dict]]) -> List[str]:
         row = [f"{ks[0]:g}.{ks[1]}", _pck1(ref["identity_pck"]),
                f"{_pck1(ref.get('best_filter_pck'))} ({best})" if best else "—"]
         for name in labels:
-            found = [(key, r) for key in grouped if key[:2] == ks for r in grouped[key] if label(r) == name]
+            found = [(key, r) for key in grouped if key[:2] == ks for r in grouped[key] if column(r) == name]
             if not found:
                 row.append("—")
                 continue

@@ -198,6 +198,8 @@ def test_figure_draws_the_best_filters_validation_level(filtered_grid):
 
 def test_results_page_lists_every_run_with_the_filters_budget_and_command(filtered_grid, capsys):
     page = filtered_grid / "docs" / "results.md"
+    fake_run(filtered_grid, "deciwatch", 1, 1, (0.07, 0.2, 0.6), (0.1, 0.3, 0.5), [0.5] * 8, filters=FILTERS,
+             d=str(filtered_grid / "longer"), epochs=3)          # the same model to another budget
     # --also takes a run or a folder of runs; a run named twice (here the grid's own) is shown once
     ex.main(["report", str(filtered_grid), "--results", str(page), "--also", str(filtered_grid)])
     text = page.read_text()
@@ -217,6 +219,7 @@ def test_results_page_lists_every_run_with_the_filters_budget_and_command(filter
     cols = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in first.strip("|").split("|")]))
     assert cols["best classical filter"] == "0.860 (mean)" and cols["identity"] == "0.500"
     assert cols["deciwatch (interval=1)"] == "0.520 (-0.340)" and cols["conv3d"] == "0.900 (+0.040)"
+    assert cols["deciwatch, 1 epoch"] == "0.500 (-0.360)" and cols["deciwatch, 3 epochs"] == "0.600 (-0.260)"
     assert "--model deciwatch --epochs 1 --model-arg interval=1" in text
     assert "python -m posedenoise.experiments report" in text and "would not be comparable" in text
     assert f"wrote {page}" in capsys.readouterr().out
