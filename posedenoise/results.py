@@ -5,7 +5,6 @@ it is typed by hand.
 """
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from typing import Dict, List, Optional, Tuple
 
@@ -48,9 +47,8 @@ def budget(run: dict) -> Tuple[int, int, Optional[float]]:
 
 def command(config: dict) -> str:
     """The train command of a run: the flags whose values differ from train's defaults."""
-    from .train import TrainConfig
-    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                for f in dataclasses.fields(TrainConfig)}
+    from .train import flag_defaults
+    defaults = flag_defaults()
     args = ["python", "-m", "posedenoise.train", "--data", config["data_summary"].get("data", config.get("data"))]
     defaults["lr"] = 1e-4 if config.get("init") else 1e-3          # train's default, resolved
     defaults["model"] = "(always shown)"

@@ -150,12 +150,17 @@ RUN_FLAGS = ("model", "model_arg", "init", "noise", "setup", "k", "data", "seed"
              "lr", "patience")
 
 
+def flag_defaults() -> dict:
+    """Each train flag's default as given on the command line (before __post_init__ resolves it)."""
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in dataclasses.fields(TrainConfig) if f.init}
+
+
 def check_same_run(cfg: TrainConfig, recorded: dict) -> None:
     """--resume: cfg must agree with the run's own config (`recorded`, from its checkpoint) on RUN_FLAGS.
     The one exception is --data when the run's data is gone: the file moved, and --data says where to."""
     ours, theirs, moved = [], [], None
-    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                for f in dataclasses.fields(TrainConfig)}
+    defaults = flag_defaults()
     for name in RUN_FLAGS:
         # A flag added since the run was written (model_arg): the run had its default.
         mine, run = getattr(cfg, name), recorded.get(name, defaults[name])
