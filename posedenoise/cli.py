@@ -4,9 +4,10 @@ Each field becomes `--field-name`; its type comes from the annotation, its help 
 `field(metadata={"help": ...})`, its choices from metadata "choices". Unknown flags are rejected.
 
 Bad input (a flag, a file, a combination) is the user's to fix: the project's checks raise InputError
-(data.DataError is one), and `command`, which wraps every entry point's main, prints it as one line naming
-the flag or file, with exit code 2. OS errors on the user's files (read-only, full, a file where a folder
-should be) get the same line. Any other exception is a bug in posedenoise and keeps its traceback.
+(DataError is one; both live in posedenoise.errors, below every layer, and cli names InputError for the
+commands), and `command`, which wraps every entry point's main, prints it as one line naming the flag or
+file, with exit code 2. OS errors on the user's files (read-only, full, a file where a folder should be)
+get the same line. Any other exception is a bug in posedenoise and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import os
 import sys
 import typing
 from typing import Any, Optional, Sequence
+
+from .errors import InputError  # noqa: F401  (the error type lives at the bottom; here for the commands)
 
 
 # How PyTorch's OpenMP threads wait for work between parallel regions. libgomp's default spins 300,000 times
@@ -34,10 +37,6 @@ def openmp_wait_policy() -> None:
     """Entry points call this before importing torch: libgomp reads its settings once, when torch loads it."""
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
-
-
-class InputError(ValueError):
-    """Bad input the user can fix; the message names the flag or file and says what was expected."""
 
 
 def command(prog: str):

@@ -170,7 +170,7 @@ def load_noise_json(path, size: int = 56, sigma_choices=None) -> NoiseLaw:
     """The measured law in a noise.json file (`python -m posedenoise.calibrate` writes them); see
     from_json_dict. A file that cannot be used raises posedenoise.data.DataError naming it and the field;
     a missing or unreadable one, OSError."""
-    from .data.errors import DataError
+    from .errors import DataError
     with open(path, encoding="utf-8") as f:
         try:
             d = json.load(f)
@@ -193,7 +193,7 @@ def from_json_dict(d, size: int = 56, sigma_choices=None, source: str = "noise.j
     no sigma_in: it is then drawn uniformly from the caller's `sigma_choices` (e.g. the setup's), where None
     is setup 2's fixed sigma 1. Raises posedenoise.data.DataError "<source>: field '<name>': expected ...".
     """
-    from .data.errors import DataError
+    from .errors import DataError
 
     def bad(field, expected, got):
         raise DataError(f"{source}: field '{field}': expected {expected}, got {got}")

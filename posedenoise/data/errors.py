@@ -1,7 +1,7 @@
-"""The data layer's one exception type: its message names the file and what was expected."""
-from ..cli import InputError
+"""The data layer's one exception type: its message names the file and what was expected.
 
+DataError is defined in posedenoise.errors (the bottom layer: the noise tables raise it too); the data layer
+names it here."""
+from ..errors import DataError
 
-class DataError(InputError):
-    """Bad input data: a missing or corrupt file, a wrong field or shape, an unknown layout. An InputError
-    (a ValueError): every command reports it as one line, exit code 2 (posedenoise.cli.command)."""
+__all__ = ["DataError"]
