@@ -31,7 +31,7 @@ def model_options(name: str, pairs) -> dict:
     """--model-arg NAME=VALUE pairs -> constructor keyword arguments of model `name`, each converted to the
     type of the constructor's default (int, float, bool; "none" for None), then checked by building the model
     (its own checks, e.g. DeciWatch's interval must divide window - 1). InputError names the option."""
-    from ..cli import InputError
+    from ..errors import InputError
     params = {n: p for n, p in inspect.signature(MODELS[name].__init__).parameters.items()
               if n != "self" and n not in _FIXED and p.kind == p.POSITIONAL_OR_KEYWORD}
     out = {}
