@@ -3,20 +3,9 @@
 Architecture: posedenoise.data (keypoint caches, windows) -> posedenoise.ops (noise + rendering kernels)
 -> posedenoise.models -> posedenoise.train / evaluate / experiments / denoise.
 """
-import json
-import os
+from .install import build_status  # noqa: F401  (below ops, which reports it; here for users)
 
 __version__ = "0.1.0"
-
-
-def build_status() -> str:
-    """What the install said about the C++ extension (written by setup.py at build time)."""
-    path = os.path.join(os.path.dirname(__file__), "_build_status.json")
-    try:
-        with open(path) as f:
-            return json.load(f)["reason"]
-    except (OSError, ValueError, KeyError):
-        return "no build record: the package was not installed with `pip install -e .`"
 
 
 def build_info() -> dict:
