@@ -34,7 +34,7 @@ def _probe_cpp() -> Tuple[Optional[object], str]:
         from . import _C
         return _C, "built"
     except ImportError as e:
-        from . import build_status
+        from .install import build_status
         return None, f"{build_status()} ({e})"
 
 
