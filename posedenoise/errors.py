@@ -4,13 +4,13 @@ Bad input (a flag, a file, a combination of them) is the user's to fix. Every la
 command layer (posedenoise.cli.command) reports them as one line naming the flag or file, exit code 2. The
 layers, bottom to top (tests/test_imports.py checks that every import points down or sideways):
 
-    errors, layout, noise, files, memory, metrics    tables, error types, atomic writes
-    reference                                        the semantics of every kernel, in plain PyTorch
-    ops, kernels                                     the one door to the kernels
-    data                                             readers, caches, windows, batches
-    models                                           the denoisers and the filters
-    evaluation                                       what training and evaluation share
-    commands                                         cli, train, evaluate, ... (the package's __init__ too)
+    errors, install, layout, noise, files, memory, metrics     error types, tables, atomic writes
+    reference                                                  the semantics of every kernel, in plain PyTorch
+    ops, kernels                                               the one door to the kernels
+    data                                                       readers, caches, windows, batches
+    models                                                     the denoisers and the filters
+    evaluation                                                 what training and evaluation share
+    commands                                                   cli, train, evaluate, ... (the package's __init__ too)
 """
 
 

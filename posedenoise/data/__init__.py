@@ -9,6 +9,7 @@ from .cache import KeypointCache, build_cache, load_cache, save_cache, synthetic
 from .errors import DataError
 from .raw import RawVideo
 from .windows import Batches, Dataset, open_data, window_table
+from . import paired  # noqa: F401,E402  registers the paired cache's opener (cache.OPENERS)
 
 __all__ = ["Batches", "DataError", "Dataset", "KeypointCache", "RawVideo", "build_cache", "load_cache",
            "open_data", "save_cache", "synthetic_cache", "window_table"]

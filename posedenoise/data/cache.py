@@ -6,6 +6,9 @@ frames lie back to back: video v is frames video_starts[v] : video_starts[v] + v
 uncompressed so that load_cache() memory-maps coords and visible straight from the file: a cache far larger
 than RAM opens instantly (only the small per-video arrays are read). It is written atomically (temporary
 file, then rename), so a failed or killed write leaves no partial cache.
+
+Other kinds of cache file (a paired cache: posedenoise/data/paired.py) carry a `kind` field; every kind is
+opened through one table, OPENERS, where the module of each kind registers its opener (open_cache).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -147,3 +150,40 @@ def load_cache(path: str) -> KeypointCache:
         raise DataError(f"{path}: names/sources/official_splits do not have one entry per video ({len(starts)})")
     return KeypointCache(coords, visible, starts, lengths, small["names"].tolist(), small["sources"].tolist(),
                          [s or None for s in small["official_splits"].tolist()], str(small["layout"]))
+
+
+# --- opening a cache file by its kind ---------------------------------------------------------------------
+
+KEYPOINTS = "keypoints"   # the kind of a file without a `kind` field: a keypoint cache (save_cache)
+# kind -> opener(path, **windows) -> a Dataset (posedenoise.data.windows) of the file's windows. Each kind's
+# module registers its own (windows.py: keypoint caches; paired.py: paired caches), so the general window code
+# knows no particular kind. The data package imports every kind's module: the table is full once it is loaded.
+OPENERS: Dict[str, Callable[..., object]] = {}
+
+
+def register_opener(kind: str, opener: Callable[..., object]) -> None:
+    """open_cache opens files of `kind` with opener(path, T=, step=, split=, seed=, num_windows=, name=)."""
+    OPENERS[kind] = opener
+
+
+def cache_kind(path: str) -> str:
+    """A cache file's kind: its `kind` field, or KEYPOINTS where it has none (also for a file that is not a
+    zip at all: load_cache then says what is wrong with it). Reads no frame array."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if "kind.npy" not in zf.namelist():
+                return KEYPOINTS
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["kind"])
+    except (zipfile.BadZipFile, OSError):
+        return KEYPOINTS
+    except (ValueError, EOFError, struct.error) as e:
+        raise DataError(f"{path}: field 'kind' is not readable ({type(e).__name__}: {e})") from None
+
+
+def open_cache(path: str, **windows):
+    """The Dataset of a cache file, opened by the opener registered for its kind."""
+    kind = cache_kind(path)
+    if kind not in OPENERS:
+        raise DataError(f"{path}: a cache of kind {kind!r}; expected one of {sorted(OPENERS)}")
+    return OPENERS[kind](path, **windows)

@@ -48,7 +48,7 @@ import torch
 
 from .. import files
 from ..layout import LAYOUTS, POSE25, source_to_target
-from .cache import KeypointCache, _memmap_member
+from .cache import KeypointCache, _memmap_member, cache_kind, register_opener
 from .errors import DataError
 from .windows import Dataset
 
@@ -235,12 +235,8 @@ def save_paired(cache: PairedCache, path: str) -> None:
 
 
 def is_paired(path: str) -> bool:
-    """Whether `path` is a paired cache (a zip holding kind.npy), without reading its arrays."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return "kind.npy" in zf.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
+    """Whether `path` is a paired cache (its kind field says so), without reading its frame arrays."""
+    return cache_kind(path) == KIND
 
 
 def load_paired(path: str) -> PairedCache:
@@ -309,3 +305,7 @@ class PairedDataset(Dataset):
         est = torch.from_numpy(np.asarray(self.paired.est[frames])).to(window_ids.device)
         seen = torch.from_numpy(np.asarray(self.paired.confidence[frames]) > 0).to(window_ids.device)
         return ops.render_heatmaps(est, seen, 1.0)
+
+
+# A paired cache file opens as a PairedDataset, wherever a cache file is accepted (data.open_data).
+register_opener(KIND, lambda path, **windows: PairedDataset(load_paired(path), **windows))

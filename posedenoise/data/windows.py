@@ -14,7 +14,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .cache import KeypointCache, build_cache, load_cache, synthetic_cache
+from .cache import KEYPOINTS, KeypointCache, build_cache, load_cache, open_cache, register_opener, synthetic_cache
 from .errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -160,11 +160,15 @@ class Batches:
                    ids.to(self.device, non_blocking=True))
 
 
+register_opener(KEYPOINTS, lambda path, **windows: Dataset(load_cache(path), **windows))
+
+
 def open_data(spec: str, *, step: int, split: str = "video", seed: int = 0, num_windows: Optional[int] = None,
               T: int = 5) -> Dataset:
-    """'synthetic' (generated motion), a cache file from `posedenoise.prepare` (a keypoint cache, or a paired
-    cache from --paired: a PairedDataset), a BRACE folder (with dataset/) or a Penn Action folder. Folders are
-    read on every call; `prepare` caches them once."""
+    """'synthetic' (generated motion), a cache file from `posedenoise.prepare` (opened by its kind through
+    cache.OPENERS: a keypoint cache, or a paired cache from --paired, which paired.py opens as a
+    PairedDataset), a BRACE folder (with dataset/) or a Penn Action folder. Folders are read on every call;
+    `prepare` caches them once."""
     if spec == "synthetic":
         cache = synthetic_cache(SYNTHETIC_VIDEOS, (60, 150), seed=0)
     elif os.path.isdir(spec):
@@ -173,12 +177,8 @@ def open_data(spec: str, *, step: int, split: str = "video", seed: int = 0, num_
         else:
             from .penn_action import read_folder
         cache = build_cache(read_folder(spec))
-    elif os.path.isfile(spec):
-        from .paired import PairedDataset, is_paired, load_paired
-        if is_paired(spec):   # an estimator's output with ground truth: real inputs, no simulated noise
-            return PairedDataset(load_paired(spec), T=T, step=step, split=split, seed=seed, num_windows=num_windows,
-                                 name=spec)
-        cache = load_cache(spec)
+    elif os.path.isfile(spec):   # by the file's kind (cache.OPENERS): a keypoint cache, a paired cache, ...
+        return open_cache(spec, T=T, step=step, split=split, seed=seed, num_windows=num_windows, name=spec)
     else:
         raise DataError(f"{spec}: expected 'synthetic', a cache file, a BRACE folder or a Penn Action folder")
     return Dataset(cache, T=T, step=step, split=split, seed=seed, num_windows=num_windows, name=spec)
