@@ -18,6 +18,11 @@ def coords(B=6, T=5, K=25, seed=0):
     return torch.randint(0, 56, (B, T, K, 2), generator=g).to(torch.float32)
 
 
+def everywhere(xy):
+    """Every keypoint present in every frame."""
+    return torch.ones(xy.shape[:-1], dtype=torch.bool)
+
+
 def one_euro_reference(series, min_cutoff, beta, d_cutoff=1.0):
     """Casiez et al.'s filter, one sample at a time, at one sample per frame."""
     def smoothing(cutoff):
@@ -62,7 +67,7 @@ SETTINGS = [(name, opts) for name, cls in FILTERS.items() for opts in (cls.grid(
 @pytest.mark.parametrize("name,options", SETTINGS, ids=[f"{n}-{o}" for n, o in SETTINGS])
 def test_filter_equals_its_independent_definition(name, options):
     xy = coords()
-    out = build(name, **options).smooth(xy)
+    out = build(name, **options).smooth(xy, everywhere(xy))
     np.testing.assert_allclose(out.numpy(), expected(name, options, xy.double().numpy()), rtol=0, atol=2e-4)
 
 
@@ -73,18 +78,54 @@ def test_filters_read_the_argmax_of_the_heatmaps_they_are_given():
     for name, cls in FILTERS.items():
         f = build(name, **(cls.grid() or [{}])[-1])
         assert f.output_kind == "coords" and not list(f.parameters())
-        torch.testing.assert_close(f(maps), f.smooth(xy.float()), rtol=0, atol=0)
+        torch.testing.assert_close(f(maps), f.smooth(xy.float(), everywhere(xy)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name,options", SETTINGS, ids=[f"{n}-{o}" for n, o in SETTINGS])
+def test_missing_frames_are_left_out_not_read_as_the_origin(name, options):
+    """A frame where a keypoint is missing (its map all zero: argmax (0, 0)) takes the mean of the keypoint's
+    present frames before filtering; a keypoint present in no frame comes back as it came."""
+    xy = coords(B=8, seed=3)
+    g = torch.Generator().manual_seed(4)
+    present = torch.rand(xy.shape[:-1], generator=g) > 0.3
+    present[0, :, 0] = False                                  # window 0, keypoint 0: missing in every frame
+    present[1, :, 1] = True
+    xy = xy * present[..., None]                              # what the argmax of an all-zero map reads
+    a, p = xy.double().numpy(), present.numpy()
+    mean = np.nanmean(np.where(p[..., None], a, np.nan), axis=1, keepdims=True)   # warns for keypoint 0
+    filled = np.where(p[..., None] | np.isnan(mean), a, mean)
+    want = np.array(expected(name, options, filled))
+    want[0, :, 0] = a[0, :, 0]
+    out = build(name, **options).smooth(xy, present)
+    np.testing.assert_allclose(out.numpy(), want, rtol=0, atol=2e-4)
+    if name == "mean":   # the present frames' average, exactly what a user means by "the mean"
+        np.testing.assert_allclose(out[1, 0, 1].numpy(), a[1, :, 1].mean(0), rtol=0, atol=1e-5)
+
+
+def test_filters_read_a_missing_keypoint_from_its_all_zero_map_and_from_triples_alike():
+    """Heatmaps with missing keypoints (all-zero maps) and the (x, y, present) triples the trainer feeds
+    coordinate models give the same filtered coordinates."""
+    from posedenoise.models.inputs import as_triples, read_coords
+    xy = coords(B=3, seed=5).to(torch.int64)
+    present = torch.rand(xy.shape[:-1], generator=torch.Generator().manual_seed(6)) > 0.25
+    maps = ops.render_heatmaps(xy, present, 1.5)
+    got_xy, got_present = read_coords(maps)
+    assert torch.equal(got_present, present)
+    assert torch.equal(got_xy, (xy * present[..., None]).float())
+    triples = as_triples(xy, present)
+    for name in FILTERS:
+        torch.testing.assert_close(build(name)(maps), build(name)(triples), rtol=0, atol=0)
 
 
 def test_linear_filters_pass_a_straight_line_and_constants_through():
     t = torch.arange(5, dtype=torch.float32)
     line = (3.0 + 2.5 * t)[None, :, None, None].expand(1, 5, 25, 2)
     for name in ("linear-fit", "savgol"):
-        torch.testing.assert_close(build(name).smooth(line), line)
+        torch.testing.assert_close(build(name).smooth(line, everywhere(line)), line)
     const = torch.full((1, 5, 25, 2), 17.0)
     for name, cls in FILTERS.items():
         for options in cls.grid() or [{}]:
-            torch.testing.assert_close(build(name, **options).smooth(const), const, msg=f"{name} {options}")
+            torch.testing.assert_close(build(name, **options).smooth(const, everywhere(const)), const, msg=f"{name} {options}")
 
 
 @pytest.mark.parametrize("name,options,match", [
