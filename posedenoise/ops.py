@@ -419,6 +419,32 @@ def noisy_pair(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Te
     clean = clean if targets else None
     return (inputs, clean, noisy, sigma_in) if return_noise else (inputs, clean)
 
+def crop_jitter(coords: torch.Tensor, window_ids: torch.Tensor, *, scale: float = 1.0, shift: int = 0, seed: int,
+                epoch: int, size: int = 56) -> torch.Tensor:
+    """An imperfect person crop, drawn per window: clean coords (B, T, K, 2) scaled about the map's centre by
+    s ~ U(scale, 1) (in steps of 1/1024) and shifted by integers uniform in [-shift, shift] on each axis, then
+    rounded and clipped to the map, as a detector's box would misplace the person; the same for every frame
+    and keypoint of the window. -> (B, T, K, 2) int64. A pure function of (seed, epoch, window id), in integer
+    arithmetic (reference.crop_jitter), so every device and backend gets the same coordinates; it runs before
+    the noise kernels, whose input it is. scale=1, shift=0 returns the coords unchanged."""
+    size = _check_size(size)
+    coords, _ = _check_coords(coords, torch.ones(coords.shape[:-1], dtype=torch.bool, device=coords.device), size,
+                              rank=4)
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+        raise ValueError(f"scale: expected a number in (0, 1] (the smallest box scale), got {scale!r}")
+    if not isinstance(shift, int) or isinstance(shift, bool) or not 0 <= shift < size:
+        raise ValueError(f"shift: expected an int in [0, {size}) pixels, got {shift!r}")
+    for name, v in (("seed", seed), ("epoch", epoch)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+            raise ValueError(f"{name}: expected an int in [0, 2**32), got {v!r}")
+    if window_ids.shape != coords.shape[:1]:
+        raise ValueError(f"window_ids: expected shape ({coords.shape[0]},), got {tuple(window_ids.shape)}")
+    min_scale = max(1, round(scale * reference.CROP_SCALE_ONE))
+    if min_scale == reference.CROP_SCALE_ONE and shift == 0:
+        return coords.to(torch.int64)
+    return reference.crop_jitter(coords, window_ids, min_scale=min_scale, max_shift=shift, seed=seed, epoch=epoch,
+                                 size=size)
+
 # ----------------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------------

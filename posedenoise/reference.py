@@ -7,7 +7,8 @@ known-answer vectors).
 Conventions, stated once:
 - Coordinates are (x, y) = (column, row) in heatmap pixels; heatmaps are (..., H, W) = (..., y, x).
 - Randomness is Philox-4x32-10, keyed by (seed, epoch) and counted by (slot, frame, window id), where
-  slot 0 is the frame's draw (sigma_in) and slot j + 1 is keypoint j's draw (x shift, y shift).
+  slot 0 is the frame's draw (sigma_in) and slot j + 1 is keypoint j's draw (x shift, y shift); the
+  window's crop draw (scale, x shift, y shift) has slot CROP_SLOT = 2**32 - 1, frame 0, which no keypoint reaches.
 """
 from __future__ import annotations
 
@@ -150,6 +151,31 @@ def simulate_noise(coords: torch.Tensor, window_ids: torch.Tensor, *, shift: Dis
     shifts = torch.stack([draw(shift, r0[..., 1:]), draw(shift, r1[..., 1:])], dim=-1)  # (B, T, K, 2)
     noisy = (coords.to(torch.int64) + shifts + offset).clamp(0, size - 1).to(torch.int32)
     return noisy, draw(sigma_index, r0[..., 0])
+
+
+CROP_SLOT = M32
+CROP_SCALE_ONE = 1024   # crop scales are drawn in steps of 1/1024
+
+
+def crop_jitter(coords: torch.Tensor, window_ids: torch.Tensor, *, min_scale: int, max_shift: int, seed: int,
+                epoch: int, size: int = 56) -> torch.Tensor:
+    """An imperfect person crop, as a detector's box gives it: each window's clean coords scaled about the
+    map's centre c = (size - 1) / 2 by s = n / 1024, n uniform in [min_scale, 1024], then shifted by integers
+    (dx, dy) uniform in [-max_shift, max_shift], rounded half up and clipped to [0, size - 1]; one draw per
+    window, the same for its every frame and keypoint, from Philox counter (CROP_SLOT, 0, window id).
+
+    coords (B, T, K, 2) integer; window_ids (B,) -> (B, T, K, 2) int64. Integer arithmetic only:
+    round(c + (x - c) s) = floor(((size - 1) 1024 + (2x - (size - 1)) n + 1024) / 2048), exact on every device,
+    so this one implementation serves every backend."""
+    wid = window_ids.to(torch.int64)
+    r0, r1, r2, _ = philox4x32(CROP_SLOT, 0, wid & M32, (wid >> 32) & M32, seed & M32, epoch & M32)
+    n = min_scale + ((r0 * (CROP_SCALE_ONE - min_scale + 1)) >> 32)                 # (B,) in [min_scale, 1024]
+    span = 2 * max_shift + 1
+    d = torch.stack([(r1 * span) >> 32, (r2 * span) >> 32], dim=-1) - max_shift      # (B, 2) in [-m, m]
+    c2 = size - 1                                                                    # 2c
+    scaled = torch.div(c2 * CROP_SCALE_ONE + (2 * coords.to(torch.int64) - c2) * n.view(-1, 1, 1, 1)
+                       + CROP_SCALE_ONE, 2 * CROP_SCALE_ONE, rounding_mode="floor")
+    return (scaled + d.view(-1, 1, 1, 2)).clamp(0, size - 1)
 
 
 def noisy_pair(coords, visible, window_ids, *, shift, sigma_index, sigma_choices, seed, epoch, offset=0,
