@@ -15,6 +15,7 @@ from .data import Batches
 from .data.paired import is_paired_data
 from .layout import POSE25
 from .metrics import PCKResult
+from .models.inputs import as_triples, input_kind, read_coords
 
 ALPHAS = (0.05, 0.1, 0.2)
 SIGMA_CHOICES = (1.0, 1.5, 2.0, 2.5, 3.0)
@@ -29,16 +30,23 @@ EVAL_EPOCH = 0  # validation and test noise is fixed, so curves compare across e
 
 def model_batch(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, output_kind: str, *,
                 k: Optional[float] = None, sigma_choices=ops.UNSET, seed: int, epoch: int, backend=None,
-                noise: Optional[ops.NoiseLaw] = None):
+                noise: Optional[ops.NoiseLaw] = None, input_kind: str = "heatmaps"):
     """(x, y) of a batch of windows, in one fused launch: the noisy input heatmaps, and the clean target
     heatmaps where the model outputs heatmaps. Coordinate models (DeciWatch) are scored against the clean
     coordinates, so their y is None: rendering it would be half of the data path for nothing (data path
-    measured on a 2-core CPU: 6.9% of a DeciWatch step with targets, 3.9-4.4% without). No host round trip:
-    the tables are on the device already, and values were checked where the batch was born (Batches).
-    noise: a NoiseLaw (e.g. measured, posedenoise.noise.load_noise_json) drawn instead of k and sigma_choices'
-    simulated law (ops.noisy_pair)."""
-    return ops.noisy_pair(coords, visible, window_ids, k=k, sigma_choices=sigma_choices, seed=seed, epoch=epoch,
-                          targets=output_kind != "coords", backend=backend, noise=noise)
+    measured on a 2-core CPU: 6.9% of a DeciWatch step with targets, 3.9-4.4% without). A model that reads
+    coordinates (input_kind "coords") gets the noisy keypoints themselves as (x, y, present) triples
+    (models/inputs.py): the same values as the argmax of the rendered maps, without rendering them. No host
+    round trip: the tables are on the device already, and values were checked where the batch was born
+    (Batches). noise: a NoiseLaw (e.g. measured, posedenoise.noise.load_noise_json) drawn instead of k and
+    sigma_choices' simulated law (ops.noisy_pair)."""
+    law = dict(k=k, sigma_choices=sigma_choices, seed=seed, epoch=epoch, backend=backend, noise=noise)
+    if input_kind == "coords":
+        if output_kind != "coords":
+            raise ValueError("a model that reads coordinates must output coordinates")
+        noisy, _ = ops.simulate_noise(coords, visible, window_ids, **law)
+        return as_triples(noisy, visible), None
+    return ops.noisy_pair(coords, visible, window_ids, targets=output_kind != "coords", **law)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, coords: torch.Tensor, visible: torch.Tensor,
@@ -114,7 +122,8 @@ def run_noise(config: dict) -> dict:
     --noise, recorded as noise_law), else k and the setup's sigma choices; with its seed and backend."""
     from .noise import from_json_dict
     setup = SETUPS[config["setup"]]
-    common = dict(seed=config["seed"], backend=config.get("backend"))
+    common = dict(seed=config["seed"], backend=config.get("backend"),
+                  crop=(config.get("crop_scale", 1.0), config.get("crop_shift", 0)))
     if config.get("noise_law"):
         return common | {"noise": from_json_dict(config["noise_law"], sigma_choices=setup["sigma_choices"],
                                                  source=config.get("noise") or "noise_law")}
@@ -122,14 +131,20 @@ def run_noise(config: dict) -> dict:
 
 
 def batch_inputs(data, coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tensor, output_kind: str, *,
-                 epoch: int, **noise):
-    """(x, y) of a batch of `data`'s windows: model_batch's simulated noise (noise: its k, sigma_choices,
-    seed, backend, ...), or for paired data (a PairedDataset) the estimator's own maps as x, with the clean
-    target rendered as the simulation renders it (sigma 1; None for coordinate models)."""
+                 epoch: int, input_kind: str = "heatmaps", crop=(1.0, 0), **noise):
+    """(x, y, coords) of a batch of `data`'s windows: model_batch's simulated noise (noise: its k,
+    sigma_choices, seed, backend, ...), or for paired data (a PairedDataset) the estimator's own maps as x,
+    with the clean target rendered as the simulation renders it (sigma 1; None for coordinate models).
+    crop (scale, shift): an imperfect person crop (ops.crop_jitter) moves the clean keypoints first, so the
+    returned coords, not the cache's, are what a prediction is scored against; (1.0, 0) is the exact crop."""
     if not is_paired_data(data):
-        return model_batch(coords, visible, window_ids, output_kind, epoch=epoch, **noise)
+        if tuple(crop) != (1.0, 0):
+            coords = ops.crop_jitter(coords, window_ids, scale=crop[0], shift=crop[1], seed=noise["seed"],
+                                     epoch=epoch)
+        return (*model_batch(coords, visible, window_ids, output_kind, epoch=epoch, input_kind=input_kind, **noise),
+                coords)
     y = None if output_kind == "coords" else ops.render_heatmaps(coords, visible, 1.0, backend=noise.get("backend"))
-    return data.inputs(window_ids), y
+    return data.inputs(window_ids), y, coords
 
 
 @torch.no_grad()
@@ -140,10 +155,13 @@ def evaluate(net, output_kind: str, data, split: str, dev: torch.device, *, batc
     share; sums are all-reduced. -> {"loss": float, "pck": PCKResult, "identity": PCKResult}"""
     net.eval()
     sums = _Sums(dev, ("model", "identity"))
+    kind = input_kind(net)
     for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
-        x, y = batch_inputs(data, coords, visible, wid, output_kind, epoch=EVAL_EPOCH, seed=seed, **noise)
+        x, y, coords = batch_inputs(data, coords, visible, wid, output_kind, epoch=EVAL_EPOCH, seed=seed,
+                                    input_kind=kind, **noise)
         sums.add("model", net(x), y, coords, visible, output_kind)
-        sums.add("identity", x, None, coords, visible, "heatmaps", loss=False)
+        identity = (x, "heatmaps") if x.dim() == 5 else (read_coords(x)[0], "coords")
+        sums.add("identity", identity[0], None, coords, visible, identity[1], loss=False)
     r = sums.read(world)
     return {"loss": r["model"]["loss"] or 0.0, "pck": r["model"]["pck"], "identity": r["identity"]["pck"]}
 
@@ -161,11 +179,12 @@ def filter_bank(data, split: str, dev: torch.device, filters: Dict[str, torch.nn
     -> {label: {"loss": float, "pck": PCKResult}}"""
     sums = _Sums(dev, ["identity", *filters])
     for coords, visible, wid in _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
-        x, _ = batch_inputs(data, coords, visible, wid, "coords", epoch=EVAL_EPOCH, seed=seed, **noise)
-        xy = ops.heatmap_argmax(x, check_nan=False)                         # (B, T, K, 2), what filters read
+        x, _, coords = batch_inputs(data, coords, visible, wid, "coords", epoch=EVAL_EPOCH, seed=seed,
+                                    input_kind="coords", **noise)
+        xy, present = read_coords(x)                                       # (B, T, K, 2), what filters read
         sums.add("identity", xy, None, coords, visible, "coords")
         for label, f in filters.items():
-            sums.add(label, f.smooth(xy), None, coords, visible, "coords")
+            sums.add(label, f.smooth(xy, present), None, coords, visible, "coords")
     return sums.read(world)
 
 

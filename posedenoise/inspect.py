@@ -111,7 +111,7 @@ def rendered_source(data, noise: dict, dev, output_kind: str):
     def load(ids: torch.Tensor):
         coords, visible = data.gather(ids)
         coords, visible, wid = coords.to(dev), visible.to(dev), ids.to(dev)
-        x, y = batch_inputs(data, coords, visible, wid, output_kind, epoch=EVAL_EPOCH, **noise)
+        x, y, coords = batch_inputs(data, coords, visible, wid, output_kind, epoch=EVAL_EPOCH, **noise)
         return x, y, coords, visible
     return load
 

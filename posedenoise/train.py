@@ -37,17 +37,25 @@ from .evaluation import (SETUPS, batch_inputs, evaluate, filter_test, fit_filter
 from .noise import load_noise_json
 from .memory import keep_freed_memory
 from .models import FILTERS, MODELS, build, model_options
+from .models.inputs import input_kind
 
 PROG = "posedenoise.train"
-DEMO_EPOCHS = 8            # the synthetic demo's default maximum, sized for < 10 minutes on 2 CPU cores
-DEMO_WINDOWS = 3200        # windows of the demo (train/val/test 60/20/20)
+DEFAULT_MODEL = "pose-mlp"
+# The synthetic demo, for a model without a recipe of its own (the study's: sized for < 10 minutes of conv3d on
+# 2 CPU cores): at most this many epochs and windows (train/val/test 60/20/20).
+DEMO_EPOCHS = 8
+DEMO_WINDOWS = 3200
 STUDY_EPOCHS = 50
+STUDY_BATCH = 16
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
 class TrainConfig:
     model: Optional[str] = field(default=None, metadata={
-        "help": "architecture (default: conv3d, or the --init checkpoint's)", "choices": sorted(MODELS)})
+        "help": f"architecture (default: {DEFAULT_MODEL}, posedenoise's whole-pose residual MLP, or the --init "
+                "checkpoint's; the study's: conv3d, deciwatch, biconvlstm-sum, biconvlstm-concat)",
+        "choices": sorted(MODELS)})
     setup: int = field(default=1, metadata={"help": "1: sigma_in drawn per frame from {1,...,3}; 2: sigma_in = 1; "
                                             "3: as 1 at half frame rate (frame step 2)", "choices": [1, 2, 3]})
     k: float = field(default=1.0, metadata={"help": "shifting scalar: shifts are round(N(0, (3k)^2)) pixels"})
@@ -55,8 +63,15 @@ class TrainConfig:
         "help": "'synthetic' (bundled generated motion), a cache file from `python -m posedenoise.prepare`, "
                 "a BRACE folder (with dataset/) or a Penn Action folder (with labels/)"})
     epochs: Optional[int] = field(default=None, metadata={
-        "help": f"maximum epochs (default: the study's {STUDY_EPOCHS}; {DEMO_EPOCHS} for synthetic data)"})
-    batch_size: int = field(default=16, metadata={"help": "windows per optimisation step (over all ranks)"})
+        "help": f"maximum epochs (default: the model's recipe, else the study's {STUDY_EPOCHS}; on synthetic data "
+                f"the recipe's synthetic_epochs, else {DEMO_EPOCHS})"})
+    batch_size: Optional[int] = field(default=None, metadata={
+        "help": f"windows per optimisation step, over all ranks (default: the model's recipe, else the study's "
+                f"{STUDY_BATCH})"})
+    schedule: Optional[str] = field(default=None, metadata={
+        "help": "learning rate schedule: 'plateau' (the study's: x0.1 after --patience epochs without a new lowest "
+                "val loss) or 'cosine' (decay to 0 over --epochs, per step); default: the model's recipe, else "
+                "plateau", "choices": list(SCHEDULES)})
     lr: Optional[float] = field(default=None, metadata={
         "help": "Adam learning rate (default: 1e-3; 1e-4 with --init, the study's finetuning rate)"})
     device: str = field(default="auto", metadata={"help": "where to train", "choices": ["auto", "cpu", "cuda"]})
@@ -66,7 +81,8 @@ class TrainConfig:
         "help": "continue the run in --out from its last complete epoch; give the run's flags (only --epochs, "
                 "--early-stop, --device, --backend and --quiet may change)"})
     num_windows: Optional[int] = field(default=None, metadata={
-        "help": f"use at most this many windows in all (split 60/20/20); default: all ({DEMO_WINDOWS} for synthetic)"})
+        "help": f"use at most this many windows in all (split 60/20/20); default: all (on synthetic data, "
+                f"{DEMO_WINDOWS} for a model without a recipe)"})
     split: str = field(default="video", metadata={"help": "split by video (no shared frames) or by window",
                                                   "choices": ["video", "window"]})
     patience: int = field(default=5, metadata={"help": "epochs without a new lowest val loss before lr x 0.1"})
@@ -87,6 +103,11 @@ class TrainConfig:
         "help": "a constructor option of the model, repeatable: e.g. deciwatch interval=1 (sees every frame), "
                 "hidden=64, layers=3; savgol polyorder=1; one-euro beta=0.1 (a filter's options given here are "
                 "not tuned on validation); see each model's constructor"})
+    crop_scale: float = field(default=1.0, metadata={
+        "help": "an imperfect person crop, as a detector's box: each window's keypoints are scaled about the map's "
+                "centre by U(CROP_SCALE, 1) before the noise (1: the exact box the keypoints were cropped by)"})
+    crop_shift: int = field(default=0, metadata={
+        "help": "... and shifted by a uniform integer in [-CROP_SHIFT, CROP_SHIFT] pixels per axis (0: none)"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars (on a terminal) or progress lines (otherwise)"})
     # --noise's law as read (the probabilities the tables draw), recorded in config.json and the checkpoints so
     # that evaluate, inspect and --resume draw it without the file.
@@ -95,8 +116,15 @@ class TrainConfig:
     def __post_init__(self):
         if self.init is not None:
             self._adopt_init()
-        self.model = self.model or "conv3d"
+        self.model = self.model or DEFAULT_MODEL
         self.lr = self.lr if self.lr is not None else 1e-4 if self.init else 1e-3
+        recipe = getattr(MODELS[self.model], "RECIPE", {})
+        self.batch_size = self.batch_size or recipe.get("batch_size", STUDY_BATCH)
+        self.schedule = self.schedule or recipe.get("schedule", "plateau")
+        if not 0 < self.crop_scale <= 1:
+            raise cli.InputError(f"--crop-scale: expected a number in (0, 1], got {self.crop_scale}")
+        if not 0 <= self.crop_shift < 56:
+            raise cli.InputError(f"--crop-shift: expected an integer in [0, 56) pixels, got {self.crop_shift}")
         if self.k < 0 or not math.isfinite(self.k):
             raise cli.InputError(f"--k: expected a number >= 0, got {self.k}")
         for name in ("batch_size", "patience", "early_stop"):
@@ -123,9 +151,9 @@ class TrainConfig:
         if not synthetic:   # recorded in the run (config.json, checkpoints): evaluate and resume it from anywhere
             self.data = os.path.abspath(self.data)
         if self.epochs is None:
-            self.epochs = DEMO_EPOCHS if synthetic else STUDY_EPOCHS
+            self.epochs = recipe.get("synthetic_epochs", DEMO_EPOCHS) if synthetic else recipe.get("epochs", STUDY_EPOCHS)
         if self.num_windows is None and synthetic:
-            self.num_windows = DEMO_WINDOWS
+            self.num_windows = recipe.get("synthetic_windows", DEMO_WINDOWS)
         if self.out is None:
             self.out = os.path.join("runs", f"{self.model}-{self.k:g}.{self.setup}")
 
@@ -147,7 +175,7 @@ class TrainConfig:
 # without a word (the optimizer and scheduler states bring their own lr and patience). --epochs, --early-stop,
 # --device, --backend and --quiet may change on --resume.
 RUN_FLAGS = ("model", "model_arg", "init", "noise", "setup", "k", "data", "seed", "split", "num_windows", "batch_size",
-             "lr", "patience")
+             "lr", "patience", "schedule", "crop_scale", "crop_shift")
 
 
 def flag_defaults() -> dict:
@@ -243,9 +271,7 @@ def train(cfg: TrainConfig) -> dict:
                              "than one batch, so no optimisation step would run; lower --batch-size or use more "
                              "windows (--num-windows)")
     opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
-    # threshold=0: "a new lowest validation loss" is any decrease, as in the study.
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=cfg.patience, threshold=0.0) \
-        if opt else None
+    sched = _scheduler(cfg, opt, n_train // cfg.batch_size) if opt else None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 and params else model
     start, best, since_best, history = 0, math.inf, 0, []
     if cfg.init and state is None:   # finetuning starts from the trained weights; a resumed run has its own
@@ -285,11 +311,14 @@ def train(cfg: TrainConfig) -> dict:
                           drop_last=True, rank=rank, world=world)
         meter = _Progress(len(batches), progress, f"epoch {epoch + 1}/{cfg.epochs}")
         for coords, visible, wid in batches:
-            x, y = batch_inputs(data, coords, visible, wid, model.output_kind, epoch=epoch, **noise)  # (B,T,K,56,56)
+            x, y, coords = batch_inputs(data, coords, visible, wid, model.output_kind, epoch=epoch,
+                                        input_kind=input_kind(model), **noise)   # x: (B,T,K,56,56) or (B,T,K,3)
             loss = masked_mse(net(x), y, coords, visible, model.output_kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if cfg.schedule == "cosine":
+                sched.step()
             total, n = total + loss.detach(), n + 1
             meter.step(total, n)
         meter.close()
@@ -297,7 +326,8 @@ def train(cfg: TrainConfig) -> dict:
         val = evaluate(net, model.output_kind, data, "val", dev, batch_size=cfg.batch_size, rank=rank, world=world,
                        show=show, **noise)
         lr_before = opt.param_groups[0]["lr"]
-        sched.step(val["loss"])
+        if cfg.schedule == "plateau":
+            sched.step(val["loss"])
         lr = opt.param_groups[0]["lr"]
         improved = val["loss"] < best
         best, since_best = (val["loss"], 0) if improved else (best, since_best + 1)
@@ -344,6 +374,15 @@ def train(cfg: TrainConfig) -> dict:
         dist.barrier()  # rank 0 has written its files; no rank tears gloo down under another
         dist.destroy_process_group()
     return report
+
+
+def _scheduler(cfg: TrainConfig, opt, steps_per_epoch: int):
+    """plateau: the study's ReduceLROnPlateau on the validation loss (threshold=0: "a new lowest validation
+    loss" is any decrease); cosine: per optimisation step, from --lr down to 0 at the end of --epochs."""
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=cfg.patience, threshold=0.0)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
 
 
 def _mean_over_ranks(total: torch.Tensor, n: int, dev, world: int) -> float:

@@ -24,9 +24,9 @@ def expected_shape(model, B, T, K, S):
 
 
 def test_registry_order_and_interface():
-    assert list(MODELS) == ["conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat", "identity", "mean",
+    assert list(MODELS) == ["pose-mlp", "conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat", "identity", "mean",
                             "linear-fit", "savgol", "gaussian", "median", "one-euro"]
-    assert TRAINABLE == ["conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat"]
+    assert TRAINABLE == ["pose-mlp", "conv3d", "deciwatch", "biconvlstm-sum", "biconvlstm-concat"]
     for name in MODELS:
         m = build(name)
         assert m.output_kind in ("heatmaps", "coords") and (m.num_keypoints, m.window, m.size) == (25, 5, 56)
@@ -48,9 +48,15 @@ def test_shapes_for_valid_windows(name):
 
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_gradients_reach_every_parameter(name):
+    """After one step: a zero-initialised output layer (pose-mlp starts as the mean filter) passes no gradient
+    to the layers below it until it has moved."""
     torch.manual_seed(0)
     m = build(name, **SMALL)
-    m(small_input()).square().mean().backward()
+    opt = torch.optim.SGD(m.parameters(), lr=1e-3)
+    for _ in range(2 if getattr(m, "ZERO_INIT", ()) else 1):
+        opt.zero_grad()
+        m(small_input()).square().mean().backward()
+        opt.step()
     for pname, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
@@ -61,7 +67,7 @@ def test_initialisation_is_glorot_uniform_with_zero_biases(name):
     m = build(name)                                                      # full size: enough samples per tensor
     glorot = []
     for pname, p in m.named_parameters():
-        if pname.endswith("bias"):
+        if pname.endswith("bias") or pname in getattr(m, "ZERO_INIT", ()):
             assert torch.count_nonzero(p) == 0, pname
         elif p.dim() == 1:
             assert torch.equal(p, torch.ones_like(p)), pname             # LayerNorm scales stay one
@@ -283,3 +289,46 @@ def test_torch_compile_matches_eager(name):
         want = torch.autograd.grad(m(x).square().mean(), params)
         for g, w in zip(got, want):      # float32 reassociation through 10 layers: relative to the largest
             torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-4 * w.abs().max().item())
+
+
+def test_pose_mlp_starts_as_the_mean_filter_over_present_frames():
+    """Its output layer starts at zero: step 0 is the mean of each keypoint's present frames, from heatmaps
+    (missing keypoints' all-zero maps included) and from (x, y, present) triples alike."""
+    from posedenoise import ops
+    from posedenoise.models.inputs import as_triples
+    g = torch.Generator().manual_seed(0)
+    xy = torch.randint(0, 56, (4, 5, 25, 2), generator=g)
+    present = torch.rand(4, 5, 25, generator=g) > 0.2
+    maps = ops.render_heatmaps(xy, present, 2.0)
+    m = build("pose-mlp")
+    out = m(maps)
+    torch.testing.assert_close(out, build("mean")(maps), rtol=0, atol=1e-5)
+    torch.testing.assert_close(m(as_triples(xy, present)), out, rtol=0, atol=0)
+    kp = present.any(1)                                           # keypoints present somewhere in the window
+    want = (xy * present[..., None]).sum(1) / present.sum(1).clamp(min=1)[..., None]
+    torch.testing.assert_close(out[:, 0][kp], want[kp].float(), rtol=0, atol=1e-5)
+
+
+def test_pose_mlp_learns_a_residual_the_mean_cannot_give():
+    """A linear motion: the mean filter lags every frame but the middle one; a few hundred steps on that one
+    window family bring pose-mlp far below the mean filter's error."""
+    torch.manual_seed(0)
+    m = build("pose-mlp", width=64, depth=2)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    t = torch.arange(5.0)[None, :, None]
+    def batch():
+        start = torch.rand(64, 1, 25) * 30 + 5
+        speed = torch.rand(64, 1, 25) * 4 - 2
+        x = start + speed * t                                     # (B, T, K): the same for y
+        xy = torch.stack([x, x.flip(1)], -1)
+        return torch.cat([xy, torch.ones(64, 5, 25, 1)], -1), xy
+    for _ in range(300):
+        x, target = batch()
+        loss = (m(x) - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, target = batch()
+    with torch.no_grad():
+        mlp, mean = (m(x) - target).square().mean(), (build("mean")(x) - target).square().mean()
+    assert mlp < 0.1 * mean, (mlp, mean)

@@ -69,7 +69,7 @@ def test_keypoint_input_is_mapped_with_its_frame_size(tmp_path):
     assert v["est"][0, 3] == pytest.approx((100.4 * 56 / 200 - 0.5, 20.4 * 56 / 40 - 0.5))
     assert v["confidence"][0, 3] == pytest.approx(0.9) and v["confidence"][0, 4] == 0
     data = PairedDataset(build_paired([("k", v)]), T=5)
-    x, _ = batch_inputs(data, *data.gather(torch.tensor([0])), torch.tensor([0]), "heatmaps", epoch=0, seed=0)
+    x, _, _ = batch_inputs(data, *data.gather(torch.tensor([0])), torch.tensor([0]), "heatmaps", epoch=0, seed=0)
     # rendered at sigma 1 at its nearest pixel (28, 28) where the estimator gave a keypoint (as scipy filters
     # a delta of 255: the simulation's maps), nothing where it did not
     delta = np.zeros((56, 56))
@@ -95,7 +95,7 @@ def test_cache_round_trip_is_memory_mapped_and_windows_match_a_keypoint_cache(tm
     coords, visible = data.gather(ids)
     frames = data.window_frames(ids)
     np.testing.assert_array_equal(coords.numpy(), np.clip(np.rint(paired.gt[frames]), 0, 55))
-    x, y = batch_inputs(data, coords, visible, ids, "heatmaps", epoch=0, seed=0, k=1.0, sigma_choices=None)
+    x, y, _ = batch_inputs(data, coords, visible, ids, "heatmaps", epoch=0, seed=0, k=1.0, sigma_choices=None)
     np.testing.assert_array_equal(x.numpy(), paired.heatmaps[frames].astype(np.float32))
     # the target is rendered exactly as the simulation renders its clean target
     _, y_sim = model_batch(coords, visible, ids, "heatmaps", k=0.0, sigma_choices=None, seed=0, epoch=0)

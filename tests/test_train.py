@@ -90,14 +90,41 @@ def test_schedule_reduces_lr_and_stops_early_on_a_controlled_curve(tmp_path, mon
         return {"loss": next(losses), "pck": dummy, "identity": dummy}
 
     monkeypatch.setattr(train_mod, "evaluate", scripted)
-    cfg = train_mod.TrainConfig(epochs=20, out=str(tmp_path / "s"), num_windows=20, batch_size=4, patience=2,
-                                early_stop=4, quiet=True)
+    cfg = train_mod.TrainConfig(model="conv3d", epochs=20, out=str(tmp_path / "s"), num_windows=20, batch_size=4,
+                                patience=2, early_stop=4, quiet=True)
     report = train_mod.train(cfg)
     rows = read_jsonl(tmp_path / "s" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["lr_reduced"] for r in rows] == [False, False, False, False, True, False]
     assert rows[5]["lr"] == pytest.approx(1e-4) and rows[4]["lr"] == pytest.approx(1e-3)
     assert report["best_epoch"] == 2
+
+
+def test_a_models_recipe_sets_its_defaults_and_flags_override_them():
+    """pose-mlp (the default model) trains by its RECIPE; the study's models keep the study's defaults."""
+    default = train_mod.TrainConfig()
+    assert (default.model, default.batch_size, default.schedule, default.epochs, default.num_windows) == \
+        ("pose-mlp", 256, "cosine", 20, None)                   # the demo: every synthetic window
+    study = train_mod.TrainConfig(model="conv3d")
+    assert (study.batch_size, study.schedule, study.epochs, study.num_windows) == \
+        (16, "plateau", train_mod.DEMO_EPOCHS, train_mod.DEMO_WINDOWS)
+    penn = train_mod.TrainConfig(data="penn.npz", batch_size=64, schedule="plateau")
+    assert (penn.batch_size, penn.schedule, penn.epochs) == (64, "plateau", 30)
+    assert train_mod.TrainConfig(data="penn.npz", model="deciwatch").epochs == train_mod.STUDY_EPOCHS
+
+
+def test_cosine_schedule_decays_per_step_to_zero_over_the_run(tmp_path):
+    """lr at the end of epoch e (what metrics.jsonl records) = lr0 (1 + cos(pi s / S)) / 2 after s of the run's S
+    steps; the last epoch ends at 0."""
+    import math
+    cfg = tiny_config(tmp_path, epochs=3, schedule="cosine", model="pose-mlp")
+    train_mod.train(cfg)
+    rows = read_jsonl(tmp_path / "r" / "metrics.jsonl")
+    steps = 24 // 4                                                # 60% of 40 windows, batch 4
+    for e, row in enumerate(rows, 1):
+        assert row["lr"] == pytest.approx(1e-3 * (1 + math.cos(math.pi * e / 3)) / 2, abs=1e-12), e
+        assert not row["lr_reduced"]
+    assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12) and len(rows) * steps == 18
 
 
 def test_evaluate_and_denoise_on_the_tiny_checkpoint(tiny_run, tmp_path):
@@ -338,7 +365,7 @@ def test_test_json_and_the_printed_table_carry_the_classical_filters(tiny_run):
     assert test["best_filter_pck"] == test["filters"][test["best_filter"]]["pck"]
     for a, v in test["pck"].items():
         assert test["margin_over_best_filter"][a] == pytest.approx(v - test["best_filter_pck"][a], abs=2e-6)
-    assert f"best classical filter: {test['best_filter']}" in stdout and "conv3d minus the best filter" in stdout
+    assert f"best classical filter: {test['best_filter']}" in stdout and "pose-mlp minus the best filter" in stdout
 
 
 def test_model_arg_is_recorded_and_every_command_rebuilds_the_model_with_it(tmp_path, monkeypatch):

@@ -1,7 +1,10 @@
 """The denoisers, by name. A new model is one file and one line here.
 
 Every model takes heatmaps (B, T, K, H, W) and has `output_kind`: "heatmaps" (returns (B, T, K, H, W)) or
-"coords" (returns (B, T, K, 2) in heatmap pixels), the one thing the trainer branches on. A model without
+"coords" (returns (B, T, K, 2) in heatmap pixels), the one thing the trainer branches on. A model with
+`input_kind = "coords"` also takes (x, y, present) triples (B, T, K, 3) (models/inputs.py), which the trainer
+feeds it instead of rendering maps only for their argmax. A model's RECIPE (a dict: batch_size, epochs,
+schedule) replaces the study's training defaults for it; flags still override each. A model without
 trainable parameters (identity, the classical filters) is only evaluated; a filter's few hyper-parameters
 are chosen on the validation split (posedenoise.evaluation.fit_filters).
 """
@@ -12,8 +15,10 @@ from .conv3d import Conv3d
 from .deciwatch import DeciWatch
 from .filters import FILTERS
 from .identity import Identity
+from .pose_mlp import PoseMLP
 
 MODELS = {
+    "pose-mlp": PoseMLP,  # posedenoise's own: starts as the mean filter, learns a whole-pose residual
     "conv3d": Conv3d,
     "deciwatch": DeciWatch,
     "biconvlstm-sum": BiConvLSTMSum,
