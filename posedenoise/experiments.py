@@ -2,13 +2,16 @@
 
     python -m posedenoise.experiments run --data DATA --out DIR [--only 1.2,2.3] [--models conv3d,...]
                                           [--cell-index N] [any posedenoise.train flag, e.g. --epochs 5]
-    python -m posedenoise.experiments report DIR
+    python -m posedenoise.experiments report DIR [--results PAGE.md [--also RUN_OR_FOLDER] [--study PATH]
+                                                 [--ceiling CEILING.json] [--curves TITLE=RUN[,RUN...]]]
 
 The grid is 4 models x k {1, 2} x setups {1, 2, 3} = 24 runs, each named "k.setup" (e.g. "2.3") and kept in
 DIR/<model>/<k.setup>/ as a normal run directory. `run` skips finished cells (they have test.json) and
 resumes interrupted ones, so rerunning it continues the grid; --cell-index picks one cell (0-23, in the
 order of `list`) for cluster job arrays. `report` writes figure1.png/.pdf and tables.md/.csv/.tex, and
-works on a partial grid (missing cells are shown as such and listed).
+works on a partial grid (missing cells are shown as such and listed). --results also writes the results page
+(posedenoise/results.py): every run beside the identity and the filters, the study's published numbers, the
+heatmap models' averaging ceiling and learning curves (PNGs beside the page).
 """
 from __future__ import annotations
 
@@ -438,12 +441,27 @@ def report(argv: List[str]) -> None:
     ap.add_argument("--also", metavar="DIR", action="append", default=[],
                     help="further runs for the results page: a run directory (e.g. a --model-arg variant), or a "
                          "folder of them (every finished run under it); repeatable")
+    ap.add_argument("--study", metavar="PATH", help="the study's published results (Markdown with its Tables 1 and "
+                    "2), shown beside this project's on the results page (default: STUDY_RESULTS.md in the shared "
+                    "folder beside this checkout, if it is there)")
+    ap.add_argument("--ceiling", metavar="PATH", help="the JSON of benchmarks/heatmap_ceiling.py --json: the "
+                    "heatmap models' averaging ceiling, as a section of the results page")
+    ap.add_argument("--curves", metavar="TITLE=RUN[,RUN...]", action="append", default=[],
+                    help="learning curves of these runs (validation PCK@0.2 and train loss against minutes and "
+                         "steps, each run's best filter dashed), drawn into a PNG beside the results page and "
+                         "linked from it; repeatable")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.dir):
         raise cli.InputError(f"{args.dir}: no such directory")
     cli.check_output(args.dir, "", kind="dir")    # the report is written into the grid directory
+    page_inputs = None
     if args.results:
         cli.check_output(args.results, "--results")
+        page_inputs = _page_inputs(args)           # every input of the page read and checked before any write
+    else:
+        for flag, given in (("--study", args.study), ("--ceiling", args.ceiling), ("--curves", args.curves)):
+            if given:
+                raise cli.InputError(f"{flag}: is for the results page; give --results PATH too")
     also = [run for d in args.also for run in finished_runs(d)]
     grid = load_grid(args.dir)
     if not grid:
@@ -455,11 +473,72 @@ def report(argv: List[str]) -> None:
     print(tables["md"])
     print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
     if args.results:
-        from .results import page
+        from . import results
         runs = {run["dir"]: run for run in [*grid.values(), *also]}      # a run named twice is shown once
-        files.write_text(args.results, page(list(runs.values()),
-                                            shlex.join(["python", "-m", PROG, "report", *argv])))
+        study, study_path, ceiling, curves = page_inputs
+        drawn = []
+        for title, curve_runs in curves:
+            png = os.path.join(os.path.dirname(os.path.abspath(args.results)), f"curves-{results.slug(title)}.png")
+            results.draw_curves(curve_runs, title, png)
+            drawn.append((title, curve_runs, png))
+            print(f"wrote {png}")
+        files.write_text(args.results, results.page(list(runs.values()), report_command(args), study=study,
+                                                    study_path=study_path, ceiling=ceiling, curves=drawn,
+                                                    page_path=args.results))
         print(f"wrote {args.results}")
+
+
+def report_command(args) -> str:
+    """The report command as run, every path relative to the working directory (as the page shows paths)."""
+    from .results import rel
+    r = lambda p: rel(os.path.abspath(p))  # noqa: E731
+    words = ["python", "-m", PROG, "report", r(args.dir), "--results", r(args.results)]
+    for d in args.also:
+        words += ["--also", r(d)]
+    if args.study:
+        words += ["--study", r(args.study)]
+    if args.ceiling:
+        words += ["--ceiling", r(args.ceiling)]
+    for spec in args.curves:
+        title, _, paths = spec.rpartition("=")
+        words += ["--curves", f"{title}=" + ",".join(r(p) for p in paths.split(","))]
+    return shlex.join(words)
+
+
+def _page_inputs(args):
+    """(study tables or None, the study file's path, the ceiling JSON or None, [(title, runs)] of --curves),
+    read and checked: InputError names the flag and file."""
+    from . import results
+    study_path = args.study or results.default_study_path()
+    if args.study and not os.path.isfile(args.study):
+        raise cli.InputError(f"--study {args.study}: no such file (expected the study's results, Markdown with its "
+                             "Tables 1 and 2)")
+    study = results.parse_study(study_path) if os.path.isfile(study_path) else None
+    ceiling = None
+    if args.ceiling:
+        if not os.path.isfile(args.ceiling):
+            raise cli.InputError(f"--ceiling {args.ceiling}: no such file (expected the JSON of "
+                                 "benchmarks/heatmap_ceiling.py --json)")
+        ceiling = results.check_ceiling(_read_json(args.ceiling), args.ceiling)
+    curves, slugs = [], {}
+    for spec in args.curves:
+        title, sep, paths = spec.rpartition("=")
+        if not sep or not title.strip() or not paths:
+            raise cli.InputError(f"--curves {spec}: expected TITLE=RUN[,RUN...]")
+        s = results.slug(title)
+        if s in slugs:
+            raise cli.InputError(f"--curves {spec}: its title makes the same file name (curves-{s}.png) as "
+                                 f"--curves {slugs[s]}'s")
+        slugs[s] = spec
+        runs = []
+        for d in paths.split(","):
+            run = load_run(d) if os.path.isdir(d) else None
+            if run is None or not run["metrics"] or not run["config"]:
+                raise cli.InputError(f"--curves {title}: {d}: expected a run directory with config.json and "
+                                     "metrics.jsonl")
+            runs.append(run)
+        curves.append((title, runs))
+    return study, study_path, ceiling, curves
 
 
 @cli.command(PROG)
