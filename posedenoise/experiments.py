@@ -208,18 +208,43 @@ CONFIG_JSON = {"model": (lambda v: isinstance(v, str), "a model name"), "k": (_n
                "data_summary": (lambda v: isinstance(v, dict) and isinstance(v.get("windows"), dict)
                                 and _integer(v["windows"].get("train")), 'an object with "windows": {"train": n}')}
 MAY_BE_ABSENT = {"val_identity_pck", "filters", "best_filter", "best_filter_pck", "margin_over_best_filter"}
+# The JSON of benchmarks/heatmap_ceiling.py --json (the results page's --ceiling), and each entry of its results.
+CEILING = "benchmarks/heatmap_ceiling.py --json"
+_SIGMA_OK = lambda v: v == "box" or (_number(v) and v is not None and v >= 0)  # noqa: E731
+CEILING_JSON = {"command": (lambda v: isinstance(v, dict) and isinstance(v.get("data"), str), 'an object with "data"'),
+                "windows": (_integer, "an integer"), "test_windows": (_integer, "an integer"),
+                "setup": (_integer, "an integer"),
+                "results": (lambda v: isinstance(v, list) and len(v) > 0, "a non-empty list, one entry per k")}
+CEILING_RESULT = {
+    "k": (lambda v: _number(v) and v is not None, "a number"),
+    **{name: (_per_alpha, PER_ALPHA) for name in ("identity", "mean_filter", "mean_all_frames")},
+    **{name: (lambda v: isinstance(v, list) and len(v) > 0 and all(
+        isinstance(g, dict) and _SIGMA_OK(g.get("s")) and _per_alpha(g.get("pck")) for g in v),
+        'a non-empty list of {"s": sigma or "box", "pck": {...}}')
+        for name in ("average_blur", "normalised_average_blur")},
+    "kernels": (lambda v: isinstance(v, list) and len(v) > 0 and all(
+        isinstance(g, dict) and _integer(g.get("kernel")) and _integer(g.get("temporal_reach"))
+        and _SIGMA_OK(g.get("best_s")) and _per_alpha(g.get("pck")) for g in v),
+        'a non-empty list of {"kernel", "temporal_reach", "best_s", "pck"}')}
 
 
-def _checked(doc, where: str, fields: dict):
-    """doc, if it is a JSON object with every field the report reads, of the expected type."""
+def check_ceiling(doc, path: str) -> dict:
+    """The ceiling script's JSON with every field the results page reads; InputError names the file and field."""
+    _checked(doc, path, CEILING_JSON, writer=CEILING)
+    for i, entry in enumerate(doc["results"]):
+        _checked(entry, f"{path}: results[{i}]", CEILING_RESULT, writer=CEILING)
+    return doc
+
+
+def _checked(doc, where: str, fields: dict, writer: str = "posedenoise.train"):
+    """doc, if it is a JSON object with every field the report reads, of the expected type (as `writer` writes)."""
     if not isinstance(doc, dict):
-        raise cli.InputError(f"{where}: expected a JSON object, as posedenoise.train writes, "
-                             f"got a {type(doc).__name__}")
+        raise cli.InputError(f"{where}: expected a JSON object, as {writer} writes, got a {type(doc).__name__}")
     for name, (ok, expected) in fields.items():
         if name not in doc:
             if name in MAY_BE_ABSENT:
                 continue
-            raise cli.InputError(f"{where}: missing field {name!r} ({expected}, as posedenoise.train writes)")
+            raise cli.InputError(f"{where}: missing field {name!r} ({expected}, as {writer} writes)")
         if not ok(doc[name]):
             raise cli.InputError(f"{where}: field {name!r} is {reprlib.repr(doc[name])}; expected {expected}")
     return doc
@@ -519,7 +544,7 @@ def _page_inputs(args):
         if not os.path.isfile(args.ceiling):
             raise cli.InputError(f"--ceiling {args.ceiling}: no such file (expected the JSON of "
                                  "benchmarks/heatmap_ceiling.py --json)")
-        ceiling = results.check_ceiling(_read_json(args.ceiling), args.ceiling)
+        ceiling = check_ceiling(_read_json(args.ceiling), args.ceiling)
     curves, slugs = [], {}
     for spec in args.curves:
         title, sep, paths = spec.rpartition("=")

@@ -170,7 +170,8 @@ def _value_text(name: str, v) -> str:
 
 def _differences(runs: Sequence[dict], keys: Sequence[str]) -> Dict[str, List[str]]:
     """run dir -> 'name value' for each key in `keys` whose config value differs among `runs`."""
-    values = {key: [r["config"].get(key, resolved_defaults(r["config"]).get(key)) for r in runs] for key in keys}
+    defaults = [resolved_defaults(r["config"]) for r in runs]
+    values = {key: [r["config"].get(key, d.get(key)) for r, d in zip(runs, defaults)] for key in keys}
     varying = [key for key in keys if len({repr(v) for v in values[key]}) > 1]
     return {r["dir"]: [_value_text(key, values[key][i]) for key in varying] for i, r in enumerate(runs)}
 
@@ -462,43 +463,6 @@ def study_section(study: Optional[dict], study_path: str, grouped: Dict[tuple, L
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _per_alpha(v) -> bool:
-    return isinstance(v, dict) and all(isinstance(v.get(f"{a:g}"), (int, float)) and not isinstance(
-        v.get(f"{a:g}"), bool) for a in ALPHAS)
-
-
-def _sigma(v) -> bool:
-    return v == "box" or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0)
-
-
-def check_ceiling(doc, path: str) -> dict:
-    """The ceiling script's JSON, checked for every field the page reads; InputError names the file and field."""
-    def need(ok, where, expected):
-        if not ok:
-            raise InputError(f"{path}: {where}: expected {expected}, as benchmarks/heatmap_ceiling.py --json writes")
-
-    need(isinstance(doc, dict), "the document", "a JSON object")
-    need(isinstance(doc.get("command"), dict) and isinstance(doc["command"].get("data"), str), "'command'",
-         'an object with "data"')
-    for name in ("windows", "test_windows", "setup"):
-        need(isinstance(doc.get(name), int) and not isinstance(doc.get(name), bool), repr(name), "an integer")
-    need(isinstance(doc.get("results"), list) and doc["results"], "'results'", "a non-empty list")
-    for i, r in enumerate(doc["results"]):
-        where = f"results[{i}]"
-        need(isinstance(r, dict) and isinstance(r.get("k"), (int, float)), where, 'an object with "k"')
-        for name in ("identity", "mean_filter", "mean_all_frames"):
-            need(_per_alpha(r.get(name)), f"{where}.{name}", "PCK per alpha")
-        for name in ("average_blur", "normalised_average_blur"):
-            need(isinstance(r.get(name), list) and all(isinstance(g, dict) and _sigma(g.get("s"))
-                                                       and _per_alpha(g.get("pck")) for g in r[name]),
-                 f"{where}.{name}", 'a list of {"s", "pck"}')
-        need(isinstance(r.get("kernels"), list) and all(
-            isinstance(g, dict) and isinstance(g.get("kernel"), int) and isinstance(g.get("temporal_reach"), int)
-            and _sigma(g.get("best_s")) and _per_alpha(g.get("pck")) for g in r["kernels"]),
-            f"{where}.kernels", 'a list of {"kernel", "temporal_reach", "best_s", "pck"}')
-    return doc
-
-
 def ceiling_command(doc: dict) -> str:
     c = doc["command"]
     args = ["python", rel(c.get("script")) or "benchmarks/heatmap_ceiling.py", "--data", rel(c["data"]),
@@ -524,7 +488,7 @@ def ceiling_markdown(doc: dict, heading: Optional[str] = "## The heatmap models'
     """The ceiling as Markdown: what was measured, the command, one table (a column per k), and per k how the
     best averaging and each kernel size compare with the mean filter."""
     results = doc["results"]
-    fmt = lambda v: " / ".join(f"{v[f'{a:g}']:.3f}" for a in ALPHAS)  # noqa: E731
+    fmt = _pck
     header = "| method | " + " | ".join(f"k = {r['k']:g}: PCK@{' / '.join(f'{a:g}' for a in ALPHAS)}"
                                         for r in results) + " |"
     rows = [header, "|---|" + "---|" * len(results)]
@@ -541,7 +505,8 @@ def ceiling_markdown(doc: dict, heading: Optional[str] = "## The heatmap models'
         row(f"conv3d kernel {g['kernel']}: best 'same' averaging (frames t ± {min(g['temporal_reach'], 4)}, "
             f"Gaussian or box within {g['kernel']} x {g['kernel']})",
             [f"{fmt(r['kernels'][i]['pck'])} (s = {_s_text(r['kernels'][i]['best_s'])})" for r in results])
-    best_norm = [max(r["normalised_average_blur"], key=lambda g: g["pck"]["0.2"]) for r in results]
+    at_02 = lambda g: -1.0 if g["pck"]["0.2"] is None else g["pck"]["0.2"]  # noqa: E731   (None: nothing counted)
+    best_norm = [max(r["normalised_average_blur"], key=at_02) for r in results]
     row("maps each divided by its peak, averaged, best blur (not linear: no conv3d holds it)",
         [f"{fmt(g['pck'])} (s = {_s_text(g['s'])})" for g in best_norm])
     if short:
@@ -561,19 +526,23 @@ def ceiling_markdown(doc: dict, heading: Optional[str] = "## The heatmap models'
         ""] + rows + [""]
     for r, g in zip(results, best_norm):
         filt = r["mean_filter"]["0.2"]
-        linear = [("5 maps averaged, blur s = " + _s_text(a["s"]), a["pck"]["0.2"]) for a in r["average_blur"]]
+        linear = [(f"the 5 maps averaged and blurred by s = {_s_text(a['s'])}", a["pck"]["0.2"])
+                  for a in r["average_blur"]]
         linear += [(f"kernel {kk['kernel']} (s = {_s_text(kk['best_s'])})", kk["pck"]["0.2"]) for kk in r["kernels"]]
+        linear = [(name, v) for name, v in linear if v is not None]
+        if filt is None or not linear:
+            out.append(f"- k = {r['k']:g}: nothing counted at PCK@0.2.")
+            continue
         name, best = max(linear, key=lambda x: x[1])
-        name = name.replace("5 maps averaged, blur", "the 5 maps averaged and blurred by")
-        reach = [kk["kernel"] for kk in r["kernels"] if kk["pck"]["0.2"] >= filt]
-        k5 = next((kk for kk in r["kernels"] if kk["kernel"] == 5), None)
+        reach = [kk["kernel"] for kk in r["kernels"] if kk["pck"]["0.2"] is not None and kk["pck"]["0.2"] >= filt]
+        k5 = next((kk["pck"]["0.2"] for kk in r["kernels"] if kk["kernel"] == 5 and kk["pck"]["0.2"] is not None), None)
         out.append(
             f"- k = {r['k']:g}: the mean filter scores {filt:.3f} at PCK@0.2; the best averaging of maps "
             f"({name}) {best:.3f} ({best - filt:+.3f})"
-            + (f"; conv3d's own kernel 5 at best {k5['pck']['0.2']:.3f} ({k5['pck']['0.2'] - filt:+.3f})" if k5 else "")
+            + (f"; conv3d's own kernel 5 at best {k5:.3f} ({k5 - filt:+.3f})" if k5 is not None else "")
             + (f"; the smallest kernel whose averaging reaches the filter at PCK@0.2: {min(reach)}" if reach else
                f"; no kernel up to {max(kk['kernel'] for kk in r['kernels'])} reaches it by averaging")
-            + f". Dividing each map by its peak first (not linear) gives at best {g['pck']['0.2']:.3f}.")
+            + f". Dividing each map by its peak first (not linear) gives at best {_pck1(g['pck'])}.")
     return "\n".join(out)
 
 

@@ -332,7 +332,7 @@ def test_the_ceiling_section_shows_every_method_and_which_kernel_reaches_the_fil
     (None, "no such file"),
     ("{", "not valid JSON"),
     (json.dumps({"command": {"data": "x"}, "windows": 3, "test_windows": 9, "setup": 1, "results": [{"k": 1}]}),
-     "results[0].identity"),
+     "results[0]: missing field 'identity'"),
 ])
 def test_a_bad_ceiling_file_is_one_line_exit_2_and_nothing_written(grid, capsys, content, named):
     path = grid / "c.json"
