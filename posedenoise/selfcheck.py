@@ -1,6 +1,6 @@
 """Check every kernel on every backend this machine has against independent oracles.
 
-    python -m posedenoise.selfcheck [--json out.json]
+    python -m posedenoise.selfcheck [--json out.json] [--quick]
 
 Run it once on a new GPU, or after upgrading torch or triton. For each backend and device (C++ and the
 PyTorch reference on the CPU; Triton and the reference on CUDA when there is a GPU; Triton on CPU tensors
@@ -13,6 +13,8 @@ too under TRITON_INTERPRET=1) it checks:
   pck      hit and keypoint counts against a numpy loop, for the torso, box and fixed norms, including a
            distance exactly on the threshold that a fused multiply-add would misjudge.
 Prints one row per check with its largest error and a verdict; exits 0 when every check passes, else 1.
+--quick draws the noise for one (seed, epoch, k) instead of three (a dry run's budget: under TRITON_INTERPRET=1
+the interpreter takes seconds per launch); benchmarks/gpu_check.py runs the full check on a GPU.
 """
 from __future__ import annotations
 
@@ -47,7 +49,10 @@ def _targets():
     return out
 
 
-def check_render(backend, dev):
+NOISE_CASES = ((2**32 - 1, 16, 1.0), (0, 0, 1.0), (1, 1, 2.0))   # (seed, epoch, k); --quick: the first
+
+
+def check_render(backend, dev, quick=False):
     pts = torch.tensor(POINTS, device=dev)
     vis = torch.ones(len(POINTS), dtype=torch.bool, device=dev)
     worst, exact = 0.0, True
@@ -69,14 +74,14 @@ def _interpreted(backend, dev):
     return backend == "triton" and dev == "cpu"
 
 
-def check_noise(backend, dev):
+def check_noise(backend, dev, quick=False):
     g = torch.Generator().manual_seed(0)
     B, K = (2, 4) if _interpreted(backend, dev) else (8, 25)
     coords = torch.randint(0, 56, (B, 5, K, 2), generator=g)
     visible = torch.rand(B, 5, K, generator=g) > 0.2
     wid = torch.tensor([0, 2**40 + 1] + list(range(7, 7 + B - 2)))
     worst, ok = 0, True
-    for seed, epoch, k in ((0, 0, 1.0), (1, 1, 2.0), (2**32 - 1, 16, 1.0)):
+    for seed, epoch, k in NOISE_CASES[:1] if quick else NOISE_CASES:
         kw = dict(k=k, sigma_choices=SIGMAS, seed=seed, epoch=epoch, return_noise=True)
         ref = ops.noisy_pair(coords, visible, wid, backend="torch", **kw)
         out = [t.cpu() for t in ops.noisy_pair(coords.to(dev), visible.to(dev), wid.to(dev), backend=backend, **kw)]
@@ -96,7 +101,7 @@ def _np_argmax(maps):
     return xy.reshape(maps.shape[:-2] + (2,))
 
 
-def check_argmax(backend, dev):
+def check_argmax(backend, dev, quick=False):
     g = np.random.default_rng(1)
     maps = np.round(g.random((40, 56, 56)) * 4).astype(np.float32)   # few distinct values: many ties
     maps[3] = 0.0                                                     # all equal: (0, 0)
@@ -130,7 +135,7 @@ def _np_pck(pred, gt, vis, alphas, norm):
     return hits
 
 
-def check_pck(backend, dev):
+def check_pck(backend, dev, quick=False):
     g = np.random.default_rng(2)
     N = 4 if _interpreted(backend, dev) else 12
     maps = g.random((N, 25, 56, 56)).astype(np.float32)
@@ -154,13 +159,13 @@ def check_pck(backend, dev):
 CHECKS = {"render": check_render, "noise": check_noise, "argmax": check_argmax, "pck": check_pck}
 
 
-def run() -> list:
+def run(quick: bool = False) -> list:
     rows = []
     for backend, dev in _targets():
         for name, check in CHECKS.items():
             t0 = time.perf_counter()
             try:
-                err, ok, what = check(backend, dev)
+                err, ok, what = check(backend, dev, quick=quick)
             except Exception as e:  # a check that crashes is a failed check, reported with the others
                 err, ok, what = float("nan"), False, f"{type(e).__name__}: {e}"
             rows.append({"backend": backend, "device": dev, "check": name, "max_error": err, "ok": bool(ok),
@@ -172,12 +177,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m posedenoise.selfcheck", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--quick", action="store_true", help="the noise check draws one (seed, epoch, k), not three")
     args = ap.parse_args(argv)
     info = {k: v for k, v in ops.available_backends().items() if k != "default"}
     print(f"torch {torch.__version__}; CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
     for b, why in info["reasons"].items():
         print(f"  {b:7s} {'yes' if info['available'][b] else 'no ':3s}  {why}")
-    rows = run()
+    rows = run(quick=args.quick)
     print("\n| backend | device | check | max error | verdict | what is measured |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backend']} | {r['device']} | {r['check']} | {r['max_error']:.3g} | "
@@ -187,7 +193,7 @@ def main(argv=None):
           "reference defines." if not failed else "; FAILED: " + ", ".join(f"{r['backend']}/{r['device']}/"
                                                                            f"{r['check']}" for r in failed)))
     if args.json:
-        files.write_json(args.json, {"rows": rows, "backends": info, "torch": torch.__version__})
+        files.write_json(args.json, {"rows": rows, "backends": info, "torch": torch.__version__, "quick": args.quick})
     sys.exit(1 if failed else 0)
 
 
