@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmark scripts: warm-up, median of many runs, CUDA events on a GPU."""
+"""Timing helpers shared by the benchmark scripts: warm-up, median of many runs, CUDA events on a GPU, and the
+floors a kernel is measured against (the device's own copy of the same bytes)."""
 import argparse
 import json
 import os
@@ -52,12 +53,32 @@ def cache_flusher(device, nbytes=256 << 20):
     return lambda: buf.fill_(1.0)
 
 
+def copy_floor(nbytes, device):
+    """A callable that copies nbytes from one buffer to another with torch's own copy (Tensor.copy_): the
+    device's copy bandwidth, measured in the same run as the kernel it is the floor of. A copy reads and
+    writes nbytes each, so it moves 2 * nbytes (a kernel that only writes, or only reads, nbytes at the
+    same bandwidth takes about half its time)."""
+    n = max(1, nbytes // 4)
+    src = torch.ones(n, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    return lambda: dst.copy_(src)
+
+
+def fast_backends(device):
+    """The posedenoise backends timed as the fast paths on `device`: Triton on CUDA tensors, the C++ kernels
+    on CPU tensors (Triton's interpreter, on CPU tensors, is a test harness: seconds per batch)."""
+    from posedenoise import ops
+    avail = ops.available_backends()["available"]
+    return [be for be in ("triton", "cpp") if avail[be] and (be == "triton") == (device.type == "cuda")]
+
+
 def bench_parser(doc, repeats, repeats_help):
     """The options every benchmark script shares; scripts add their own."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--batch-size", type=int, default=16, help="windows per batch")
     ap.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed calls of each method first")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     return ap
@@ -68,6 +89,13 @@ def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def device_name(device):
+    """The device in words: the GPU's name, or the CPU and its threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def markdown_table(header, rows):
