@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check in one command: benchmarks/gpu_check.py says what it measures and writes.
+#
+#   bash benchmarks/gpu_check.sh --out DIR --data penn.npz     # on a GPU machine: about 8 minutes
+#   bash benchmarks/gpu_check.sh --out DIR --dry-run           # anywhere: CPU, TRITON_INTERPRET=1, tiny sizes
+#
+# Where posedenoise is not installed (a lent GPU machine: no network, its own torch and triton), this tree is
+# installed first, offline, with the build tools already there (setuptools, pybind11, a C++ compiler; the C++
+# extension is optional and its build status is logged):
+#   python3 -m pip install --no-build-isolation --no-deps --no-index -e .
+# The install's time counts against gpu_check.py's --budget (GPU_CHECK_T0). PYTHON=... chooses the interpreter.
+set -uo pipefail
+export GPU_CHECK_T0="${GPU_CHECK_T0:-$(date +%s)}"
+cd "$(dirname "$0")/.." || exit 2
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
+out=""
+prev=""
+for arg in "$@"; do                       # --out DIR, for the install's log should the install fail
+    if [ "$prev" = "--out" ]; then out="$arg"; fi
+    case "$arg" in --out=*) out="${arg#--out=}" ;; esac
+    prev="$arg"
+done
+install_log="$(mktemp "${TMPDIR:-/tmp}/gpu_check_install.XXXXXX")"
+if "$PY" -c "import posedenoise.kernels, posedenoise.ops" >/dev/null 2>&1; then
+    where="$("$PY" -c 'import os, posedenoise; print(os.path.dirname(posedenoise.__file__))')"
+    echo "posedenoise is installed here ($where): not reinstalled" >"$install_log"
+else
+    echo "gpu_check: installing posedenoise from $(pwd), offline:" \
+         "$PY -m pip install --no-build-isolation --no-deps --no-index -e ." >&2
+    start=$(date +%s)
+    if PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$PY" -m pip install --no-build-isolation --no-deps --no-index \
+            -e . >"$install_log" 2>&1; then
+        echo "[offline install: $(( $(date +%s) - start )) s]" >>"$install_log"
+    else
+        echo "gpu_check: error: the offline install failed; the end of its log:" >&2
+        tail -n 30 "$install_log" >&2
+        if [ -n "$out" ] && mkdir -p "$out" 2>/dev/null; then cp "$install_log" "$out/gpu_check.log"; fi
+        rm -f "$install_log"
+        exit 1
+    fi
+fi
+"$PY" benchmarks/gpu_check.py --install-log "$install_log" "$@"
+rc=$?
+rm -f "$install_log"
+exit $rc
