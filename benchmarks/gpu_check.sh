@@ -14,6 +14,7 @@
 # --budget (GPU_CHECK_T0). PYTHON=... chooses the interpreter.
 set -uo pipefail
 export GPU_CHECK_T0="${GPU_CHECK_T0:-$(date +%s)}"
+export PYTHONUNBUFFERED=1              # progress lines reach a log or a pipe as they happen
 cd "$(dirname "$0")/.." || exit 2
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 out=""
