@@ -203,6 +203,24 @@ def test_deciwatch_sees_argmax_coordinates_only_at_sampled_frames():
     assert not torch.allclose(m(x4), y)
 
 
+def test_deciwatch_reads_a_missing_keypoint_as_missing():
+    """A keypoint missing at a sampled frame (all-zero map) is read as the mean of its other sampled frames, not
+    as the point (0, 0); the triples the trainer feeds give what the heatmaps give."""
+    from posedenoise import ops
+    from posedenoise.models.inputs import as_triples
+    torch.manual_seed(0)
+    m = build("deciwatch").eval()
+    xy = torch.randint(0, 56, (2, 5, 25, 2), generator=torch.Generator().manual_seed(1))
+    present = torch.ones(2, 5, 25, dtype=torch.bool)
+    present[:, 4, 3] = False                              # frame 4 is sampled (interval 4)
+    maps = ops.render_heatmaps(xy, present, 2.0)
+    y = m(maps)
+    torch.testing.assert_close(m(as_triples(xy, present)), y, rtol=0, atol=0)
+    filled = xy.clone()
+    filled[:, 4, 3] = xy[:, 0, 3]                         # the one other sampled frame's position
+    torch.testing.assert_close(m(as_triples(filled, torch.ones_like(present))), y, rtol=0, atol=1e-5)
+
+
 def test_convlstm_cell_follows_the_peephole_equations():
     torch.manual_seed(0)
     K, S = 2, 5
