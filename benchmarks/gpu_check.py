@@ -110,7 +110,7 @@ def render_summary(results: dict) -> str:
     meta, phases = results.get("meta", {}), results["phases"]
     dry = results["mode"] == "dry"
     failed = [n for n, p in phases.items() if p["status"] not in ("ok", "not asked")]
-    out = [f"## gpu_check: {meta.get('device_name', '?')}, {results['started'][:10]}", ""]
+    out = [f"### gpu_check: {meta.get('device_name', '?')}, {results['started'][:10]}", ""]
     if dry:
         out += ["**DRY RUN** (CPU, TRITON_INTERPRET=1, tiny sizes): it proves the command, no number below is a GPU "
                 "measurement.", ""]
@@ -122,7 +122,7 @@ def render_summary(results: dict) -> str:
     out.append("")
 
     sc, gt = phases.get("selfcheck", {}), phases.get("gpu-tests", {})
-    out += ["### Correctness", ""]
+    out += ["#### Correctness", ""]
     if sc.get("rows"):
         rows = sc["rows"]
         bad = [r for r in rows if not r["ok"]]
@@ -147,7 +147,7 @@ def render_summary(results: dict) -> str:
 
     kern = phases.get("kernels", {})
     if kern.get("rows"):
-        out += ["### Kernels against the device's copy", "",
+        out += ["#### Kernels against the device's copy", "",
                 "Floor: torch's copy of the same number of bytes in the same run (it reads and writes them: a kernel "
                 "that only writes, or only reads, its bytes at the copy's bandwidth takes 0.5 x the copy). Bytes: "
                 "the maps written (noisy_pair) or read (the fused PCK skips the maps that do not count). Medians"
@@ -163,7 +163,7 @@ def render_summary(results: dict) -> str:
     steps, comp = phases.get("steps", {}).get("models", {}), phases.get("compiled", {}).get("models", {})
     if steps or comp:
         cname = phases.get("compiled", {}).get("backend", "inductor")
-        out += ["### Training step per model", "",
+        out += ["#### Training step per model", "",
                 f"Data path: noise and rendering (evaluation.model_batch), timed inside the step. Compiled: "
                 f"torch.compile(model, backend={cname!r}); the first step, which compiles, is timed apart.", "",
                 "| model | batch | step ms | steps/s | data share | compiled step ms | steps/s | data share | "
@@ -180,7 +180,7 @@ def render_summary(results: dict) -> str:
 
     ep = phases.get("epochs", {})
     if ep.get("runs"):
-        out += [f"### One epoch on {ep.get('data', '?')} (k = 1, setup 1)", "",
+        out += [f"#### One epoch on {ep.get('data', '?')} (k = 1, setup 1)", "",
                 "| model | batch | train windows | epoch s (train + val) | run s (with filters and test) "
                 "| test PCK@0.05 | @0.1 | @0.2 | identity @0.2 | best filter @0.2 |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
@@ -199,7 +199,7 @@ def render_summary(results: dict) -> str:
              if p["status"] not in ("ok", "not asked")]
     notes += [f"{n}: {note}" for n, p in phases.items() for note in p.get("notes", [])]
     if notes:
-        out += ["### Notes", ""] + [f"- {n}" for n in notes] + [""]
+        out += ["#### Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)
 
 

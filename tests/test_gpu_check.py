@@ -50,8 +50,8 @@ def test_the_dry_run_runs_every_phase_end_to_end(tmp_path):
         assert run["exit"] == 0 and run["train_windows"] > 0
         assert all(0 <= run["pck"][a] <= 1 for a in ("0.05", "0.1", "0.2"))
     summary = (out / "summary.md").read_text()
-    for text in ("DRY RUN", "Verdict: every check passed", "### Kernels against the device's copy",
-                 "### Training step per model", "### One epoch on", "pose-mlp", "conv3d"):
+    for text in ("DRY RUN", "Verdict: every check passed", "#### Kernels against the device's copy",
+                 "#### Training step per model", "#### One epoch on", "pose-mlp", "conv3d"):
         assert text in summary, text
     assert summary.strip() in p.stdout                  # printed too: the device tool shows the end of the output
     log = (out / "gpu_check.log").read_text()
