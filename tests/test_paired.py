@@ -124,7 +124,7 @@ def test_simulated_estimator_errors_are_the_documented_ones(paired_cache):
 
 def test_finetuning_starts_from_the_checkpoint_and_compares_with_the_estimator(paired_cache, tmp_path):
     pre, ft = tmp_path / "pre", tmp_path / "ft"
-    train_mod.main(["--out", str(pre), "--epochs", "1", *TINY])
+    train_mod.main(["--out", str(pre), "--model", "conv3d", "--epochs", "1", *TINY])
     # lr tiny: the finetuned weights stay those of the checkpoint (a fresh model's would not)
     train_mod.main(["--init", str(pre), "--data", str(paired_cache / "p.npz"), "--out", str(ft), "--epochs", "1",
                     "--lr", "1e-12", *TINY])
