@@ -138,15 +138,20 @@ def load_run(d: str) -> Optional[dict]:
     return {"metrics": rows, "test": test, "config": config, "dir": os.path.realpath(d)}
 
 
-def finished_runs(d: str) -> List[dict]:
-    """load_run of `d` if it is a finished run, else of every finished run under it (sorted by path);
-    InputError (naming --also) if there is none."""
+def _runs_under(d: str) -> List[dict]:
+    """load_run of `d` if it is a finished run, else of every finished run under it (sorted by path)."""
     found = []
     for folder, dirs, names in os.walk(d) if os.path.isdir(d) else []:
         dirs.sort()
         if {"config.json", "test.json"} <= set(names):
             found.append(load_run(folder))
             dirs.clear()                        # a run's own folders (checkpoints/) hold no runs
+    return found
+
+
+def finished_runs(d: str) -> List[dict]:
+    """_runs_under(d); InputError (naming --also) if there is none."""
+    found = _runs_under(d)
     if not found:
         raise cli.InputError(f"--also {d}: expected a finished run directory (config.json, metrics.jsonl, "
                              "test.json) or a folder holding some")
@@ -458,8 +463,10 @@ def figure(grid, path_png: str, path_pdf: str) -> int:
 
 
 def report(argv: List[str]) -> None:
-    ap = cli.OneLineParser(prog=f"{PROG} report", description="Figure 1 and Tables 1-6 of a grid directory")
-    ap.add_argument("dir", help="grid directory written by `run`")
+    ap = cli.OneLineParser(prog=f"{PROG} report", description="Figure 1 and Tables 1-6 of a grid directory; the "
+                           "results page of a single run or a folder of runs")
+    ap.add_argument("dir", help="grid directory written by `run`; or a run directory, or a folder of runs (then "
+                    "only the results page is written: --results, default DIR/results.md)")
     ap.add_argument("--results", metavar="PATH", help="also write the results page (Markdown) there, e.g. "
                     "docs/results.md: every run next to the identity and the classical filters, with its budget "
                     "and command")
@@ -479,6 +486,13 @@ def report(argv: List[str]) -> None:
     if not os.path.isdir(args.dir):
         raise cli.InputError(f"{args.dir}: no such directory")
     cli.check_output(args.dir, "", kind="dir")    # the report is written into the grid directory
+    grid = load_grid(args.dir)
+    here = [] if grid else _runs_under(args.dir)  # not a grid: a run, or a folder of runs, for the page alone
+    if not grid and not here:
+        raise cli.InputError(f"{args.dir}: no runs found (expected a grid <model>/<k.setup>/metrics.jsonl, a run "
+                             "directory or a folder of runs)")
+    if here and not args.results:
+        args.results = os.path.join(args.dir, "results.md")
     page_inputs = None
     if args.results:
         cli.check_output(args.results, "--results")
@@ -488,18 +502,16 @@ def report(argv: List[str]) -> None:
             if given:
                 raise cli.InputError(f"{flag}: is for the results page; give --results PATH too")
     also = [run for d in args.also for run in finished_runs(d)]
-    grid = load_grid(args.dir)
-    if not grid:
-        raise cli.InputError(f"{args.dir}: no runs found (expected <model>/<k.setup>/metrics.jsonl)")
-    tables = render_tables(grid)
-    for ext, text in tables.items():
-        files.write_text(os.path.join(args.dir, f"tables.{ext}"), text)
-    figure(grid, os.path.join(args.dir, "figure1.png"), os.path.join(args.dir, "figure1.pdf"))
-    print(tables["md"])
-    print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
+    if grid:
+        tables = render_tables(grid)
+        for ext, text in tables.items():
+            files.write_text(os.path.join(args.dir, f"tables.{ext}"), text)
+        figure(grid, os.path.join(args.dir, "figure1.png"), os.path.join(args.dir, "figure1.pdf"))
+        print(tables["md"])
+        print(f"wrote {args.dir}/figure1.png, figure1.pdf, tables.md, tables.csv, tables.tex")
     if args.results:
         from . import results
-        runs = {run["dir"]: run for run in [*grid.values(), *also]}      # a run named twice is shown once
+        runs = {run["dir"]: run for run in [*grid.values(), *here, *also]}   # a run named twice is shown once
         study, study_path, ceiling, curves = page_inputs
         drawn = []
         for title, curve_runs in curves:

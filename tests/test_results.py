@@ -359,3 +359,20 @@ def test_page_flags_without_results_are_refused(grid, capsys):
     with pytest.raises(SystemExit) as e:
         ex.main(["report", str(grid / "grid"), "--ceiling", "c.json"])
     assert e.value.code == 2 and "--results" in capsys.readouterr().err
+
+
+def test_a_single_run_or_a_folder_of_runs_gets_its_page_without_a_grid(tmp_path, monkeypatch):
+    """report RUN writes RUN/results.md (no grid, no figure); a folder of runs shows each of them."""
+    monkeypatch.chdir(tmp_path)
+    run = make_run(tmp_path / "runs" / "pose-mlp-1.1", model="pose-mlp", pck=(0.25, 0.64, 0.95))
+    make_run(tmp_path / "runs" / "pose-mlp-2.1", model="pose-mlp", k=2, pck=(0.15, 0.44, 0.83))
+    ex.main(["report", str(run)])
+    page = (run / "results.md").read_text()
+    assert "0.250 / 0.640 / 0.950" in page and not (run / "figure1.png").exists()
+    ex.main(["report", "runs", "--results", "page.md"])
+    page = (tmp_path / "page.md").read_text()
+    assert "0.250 / 0.640 / 0.950" in page and "0.150 / 0.440 / 0.830" in page
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        ex.main(["report", "empty"])
+    assert e.value.code == 2
