@@ -10,11 +10,13 @@ flattened to (B, T, 2K). Normalisation (`normalise`):
       OFFSET_PX = 4 pixels; the output is mapped back the same way. The residual connections then carry
       offsets of about one unit, and averaging is a small step from the identity.
   "map" (the study's): divided by size - 1, to [0, 1].
-Measured (tests aside: Penn Action, k = 1, interval 1, batch 16, 2,000 steps; validation MSE in px^2 over all
-elements, where the noisy input scores 3.72 and the present-frame mean 1.14): with "map" the model stays
-at or above the identity (3.98 with Glorot heads; 3.63-3.75 with zero heads, with or without dropout; 3.40
-at lr 1e-4), it never learns to average; with "window" it passes the mean within 500 steps (1.11 at 500,
-1.07 at 1,000, zero heads). Missing keypoints read as (0, 0) made no measurable difference there.
+Measured (benchmarks/deciwatch_ablation.py: Penn Action, k = 1, interval 1, batch 16, 2,000 steps;
+validation MSE in px^2 over all elements, where the noisy input scores 3.72 and the present-frame mean 1.13):
+with "map" at the study's lr 1e-3 the model stays at or above the identity whatever else changes (4.01 as it
+was, with Glorot heads and missing keypoints read as (0, 0); 3.96 with them filled; 3.74 with zero heads; 3.62
+also without dropout): it never learns to average. At lr 1e-4 it learns, slowly (3.40 after 1,000 steps, 1.95
+after 2,000): post-norm layers at 1e-3 without warm-up are part of the limit. With "window" it passes the
+mean within 500 steps (1.11 at 500, 1.01 at 2,000, zero heads; 1.29 at 500 with Glorot heads).
 - Sampling: frames 0, N, 2N, ..., T - 1 with interval N (default 4); (T - 1) % N == 0 is required so that
   both ends are sampled, and is checked at construction (for T = 5, N = 5 cannot work).
 - DenoiseNet: the unsampled frames are zeroed; Linear(2K -> d) + sinusoidal positional encoding over the
