@@ -261,6 +261,9 @@ def train(cfg: TrainConfig) -> dict:
                          num_windows=cfg.num_windows)
     except DataError as e:
         raise cli.InputError(f"--data: {e}") from None
+    if is_paired(data) and (cfg.crop_scale, cfg.crop_shift) != (1.0, 0):
+        raise cli.InputError(f"--crop-scale/--crop-shift: simulate a detector's box on ground truth; {cfg.data} is "
+                             "paired data, whose inputs are the estimator's own output")
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, **model_options(cfg.model, cfg.model_arg)).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -90,3 +90,19 @@ def test_evaluation_scores_against_the_cropped_keypoints():
     xy, present = read_coords(x)
     assert torch.equal(present, visible)
     assert torch.equal(xy[present], target[present].float())
+
+
+def test_training_refuses_a_crop_option_on_paired_data(tmp_path, capsys):
+    """Paired data's inputs are an estimator's own output: there is no simulated box to misplace."""
+    from posedenoise import estimator_sim, prepare
+    from posedenoise import train as train_mod
+    estimator_sim.main(["--out", str(tmp_path / "est"), "--videos", "3"])
+    prepare.main(["--paired", str(tmp_path / "est"), "--out", str(tmp_path / "p.npz")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        train_mod.main(["--data", str(tmp_path / "p.npz"), "--crop-scale", "0.8", "--out", str(tmp_path / "r"),
+                        "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--crop-scale" in err[0] and "paired" in err[0]
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
