@@ -1,8 +1,12 @@
 """Denoise a whole sequence: python -m posedenoise.denoise CHECKPOINT INPUT OUTPUT [flags]
 
-INPUT is an estimator's output for one video, as .npy or .npz (the first array, or --key), in heatmap space:
+INPUT is an estimator's output for one video, in heatmap space: a .npy's array, or an .npz's array named
+'heatmaps' or 'keypoints' (or --key NAME):
   heatmaps (F, K, 56, 56): a keypoint's confidence is the maximum of its map;
   keypoints (F, K, 3) = (x, y, confidence), or (F, K, 2) = (x, y) all present, in heatmap pixels [0, 55].
+An .npz holding ground truth 'gt' is paired data (posedenoise/data/paired.py), not an estimator's output: its
+'gt' is never read; its 'heatmaps' or 'keypoints' are, when they are already in heatmap space (56 x 56 maps
+or frame_size 56 x 56, 25 keypoints of layout pose25), and stderr says so; otherwise it is refused.
 A keypoint is missing where its confidence is not above --min-confidence (default 0: a confidence of 0,
 or an all-zero map, is missing). Missing keypoints enter the model as all-zero maps, as in training;
 keypoints are rendered into heatmaps with --sigma. Keypoints outside [0, 55] are clipped to the border,
@@ -49,7 +53,8 @@ class DenoiseConfig:
     checkpoint: str = field(default="", metadata={"help": "a run directory or a checkpoint file"})
     input: str = field(default="", metadata={"help": ".npy/.npz of heatmaps (F,K,56,56) or keypoints (F,K,2|3)"})
     output: str = field(default="", metadata={"help": "output .npz (heatmaps, keypoints, visible)"})
-    key: Optional[str] = field(default=None, metadata={"help": "array name inside an .npz input (default: the first)"})
+    key: Optional[str] = field(default=None, metadata={
+        "help": "array name inside an .npz input (default: 'heatmaps' or 'keypoints', whichever it holds)"})
     sigma: float = field(default=2.0, metadata={"help": "Gaussian sigma for rendering keypoint input"})
     min_confidence: float = field(default=0.0, metadata={
         "help": "a keypoint is missing unless its confidence (3rd value, or a heatmap's maximum) is above this"})
@@ -63,23 +68,75 @@ class DenoiseConfig:
             raise cli.InputError(f"--min-confidence: expected a number, got {self.min_confidence}")
 
 
-def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sigma: float, min_conf: float):
-    """-> (heatmaps (F, K, size, size) float32, visible (F, K) bool), from heatmaps or keypoints; InputError
-    for a file that is neither. Missing keypoints (confidence <= min_conf) have all-zero maps."""
+INPUT_NAMES = ("heatmaps", "keypoints")   # the arrays an .npz input is read by (paired data's names too)
+
+
+def _paired_output_problem(z, name: str, arr: np.ndarray, size: int) -> Optional[str]:
+    """Why array `name` of a paired-data file (paired.py's format) is not in heatmap space; None if it is."""
+    layout = str(z["layout"]) if "layout" in z.files else None
+    if layout not in (None, "pose25"):
+        return f"its layout is {layout}, not pose25"
+    if name == "heatmaps" and arr.ndim == 4 and arr.shape[2:] != (size, size):
+        return f"its 'heatmaps' are {arr.shape[3]} x {arr.shape[2]}, not {size} x {size}"
+    if name == "keypoints":
+        if "frame_size" not in z.files:
+            return "its 'keypoints' have no frame_size, so their frame is unknown"
+        frame = np.asarray(z["frame_size"]).ravel().tolist()
+        if frame != [size, size]:
+            return f"its 'keypoints' are in a frame of frame_size {frame}, not the {size} x {size} grid"
+    return None
+
+
+def read_input(path: str, key: Optional[str], size: int = 56, label: str = ""):
+    """-> (array, note): the estimator's output INPUT holds, a .npy's array or an .npz's `key` (default: its
+    'heatmaps' or 'keypoints'). Paired data (an .npz with ground truth 'gt') gives its estimator output only
+    where that is in heatmap space, its 'gt' never; `note` then says which array was read, for the caller to
+    warn once the array has passed its checks (else None). InputError naming `label` and the file otherwise."""
+    where = f"{label} {path}" if label else path
     if not os.path.isfile(path):
-        raise cli.InputError(f"{path}: no such file")
+        raise cli.InputError(f"{where}: no such file")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # truncated, pickled objects, not numpy at all: whatever np.load raises
-        raise cli.InputError(f"{path}: not a readable .npy/.npz file ({type(e).__name__}: {e})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        names = list(loaded.keys())
-        if not names or (key is not None and key not in names):
-            raise cli.InputError(f"{path}: expected an array named {key!r}, found {names}" if key
-                                 else f"{path}: empty .npz")
-        arr = loaded[key or names[0]]
-    else:
-        arr = loaded
+        raise cli.InputError(f"{where}: not a readable .npy/.npz file ({type(e).__name__}: {e})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded, None
+    with loaded as z:
+        names = list(z.files)
+        paired = "gt" in names
+        refuse = (f"{where}: paired data with ground truth ('gt'), not an estimator's output: denoise takes the "
+                  f"estimator's output, its 'heatmaps' or 'keypoints' array in heatmap space ({size} x {size})")
+        if key is not None:
+            if key not in names:
+                raise cli.InputError(f"{where}: expected an array named {key!r} (--key), found {names}")
+            if paired and key == "gt":
+                raise cli.InputError(f"{refuse}; --key gt names the ground truth")
+            name = key
+        else:
+            found = [n for n in INPUT_NAMES if n in names]
+            if len(found) > 1:
+                raise cli.InputError(f"{where}: holds both 'heatmaps' and 'keypoints'; choose one with --key")
+            if not found:
+                raise cli.InputError(f"{refuse}; this file has neither (found {names})" if paired else
+                                     f"{where}: expected an array named 'heatmaps' (F, K, {size}, {size}) or "
+                                     f"'keypoints' (F, K, 2 or 3), or --key NAME; found {names}")
+            name = found[0]
+        try:
+            arr = z[name]
+            problem = _paired_output_problem(z, name, arr, size) if paired else None
+        except Exception as e:  # a damaged member, pickled objects: whatever numpy raises
+            raise cli.InputError(f"{where}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    if problem:
+        raise cli.InputError(f"{refuse}; {problem}")
+    note = (f"{where}: paired data (with ground truth 'gt'): read its estimator output {name!r} {arr.shape}, "
+            "in heatmap space; 'gt' is not used") if paired else None
+    return arr, note
+
+
+def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sigma: float, min_conf: float):
+    """-> (heatmaps (F, K, size, size) float32, visible (F, K) bool), from heatmaps or keypoints (read_input);
+    InputError for a file that is neither. Missing keypoints (confidence <= min_conf) have all-zero maps."""
+    arr, note = read_input(path, key, size)
     if not np.issubdtype(arr.dtype, np.number) or arr.ndim not in (3, 4) or arr.shape[1] != num_keypoints:
         raise cli.InputError(f"{path}: expected heatmaps (F, {num_keypoints}, {size}, {size}) or keypoints "
                              f"(F, {num_keypoints}, 2 or 3), got {arr.dtype} {arr.shape}")
@@ -90,9 +147,13 @@ def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sig
             raise cli.InputError(f"{path}: expected {size}x{size} heatmaps, got {arr.shape[2:]}")
         maps = torch.from_numpy(arr.astype(np.float32))
         visible = maps.amax(dim=(2, 3)) > min_conf
+        if note:
+            cli.warn(PROG, note)
         return maps * visible[..., None, None], visible
     if arr.shape[2] not in (2, 3):
         raise cli.InputError(f"{path}: keypoints need 2 (x, y) or 3 (x, y, confidence) values, got {arr.shape[2]}")
+    if note:
+        cli.warn(PROG, note)
     xy = torch.from_numpy(arr[..., :2].astype(np.float32))
     # Strictly above: a confidence of 0 marks a missing keypoint (as in the generic reader), also at the default.
     visible = torch.from_numpy(arr[..., 2] > min_conf) if arr.shape[2] == 3 else torch.ones(xy.shape[:2], dtype=torch.bool)

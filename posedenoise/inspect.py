@@ -13,7 +13,8 @@ three worst keypoints, whose error is also drawn as a line from the prediction t
                one PNG, N blocks stacked top to bottom, the worst first
 
 DENOISED.npz (an output of posedenoise.denoise) with --input RAW (the input given to denoise, which the
-output does not hold): x and y over time of the --keypoints, raw input against denoised.
+output does not hold, read as denoise reads it: an .npz's 'heatmaps' or 'keypoints', or --key): x and y over
+time of the --keypoints, raw input against denoised.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ if __name__ == "__main__":   # a command, not an import: set how OpenMP waits be
 import torch
 
 from . import files, ops
+from .denoise import read_input
 from .evaluate import open_run
 from .evaluation import EVAL_EPOCH, SETUPS, batch_inputs
 from .layout import POSE25, SKELETON25
@@ -79,7 +81,8 @@ class InspectConfig:
         "help": "trajectories: the raw input given to posedenoise.denoise (.npy/.npz heatmaps or keypoints)",
         "metavar": "RAW"})
     key: Optional[str] = field(default=None, metadata={
-        "help": "trajectories: array name in an .npz --input", "metavar": "NAME"})
+        "help": "trajectories: array name in an .npz --input (default: 'heatmaps' or 'keypoints', as denoise)",
+        "metavar": "NAME"})
 
     def __post_init__(self):
         self.trajectories = self.source.endswith(".npz") and not os.path.isdir(self.source)
@@ -271,23 +274,6 @@ def inspect_run(cfg: InspectConfig) -> str:
 
 # ---- trajectories of a denoise output ------------------------------------------------------------------
 
-def _load_array(path: str, key: Optional[str], label: str) -> np.ndarray:
-    """The array of a .npy, or the `key` (default: first) array of a .npz; InputError naming `label` and file."""
-    if not os.path.isfile(path):
-        raise cli.InputError(f"{label} {path}: no such file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            return loaded
-        with loaded:
-            names = list(loaded.keys())
-            if names and (key is None or key in names):
-                return loaded[key or names[0]]
-    except Exception as e:   # truncated, pickled objects, not numpy at all: whatever numpy raises
-        raise cli.InputError(f"{label} {path}: not a readable .npy/.npz file ({type(e).__name__}: {e})") from None
-    raise cli.InputError(f"{label} {path}: expected an array named {key or '(any)'}, found {names}")
-
-
 def _jitter(xy: np.ndarray) -> float:
     """Mean |frame-to-frame change| (px) of one keypoint's (F, 2) track over frames present in both: what a
     denoiser should lower without lagging behind the motion."""
@@ -317,7 +303,7 @@ def inspect_trajectories(cfg: InspectConfig) -> str:
     if den.ndim != 3 or den.shape[1:] != (K, 2) or vis.shape != den.shape[:2]:
         raise cli.InputError(f"{cfg.source}: expected keypoints (F, {K}, 2) and visible (F, {K}), got "
                              f"{den.shape} and {vis.shape}")
-    raw = _load_array(cfg.input, cfg.key, "--input")
+    raw, note = read_input(cfg.input, cfg.key, label="--input")    # the array denoise read, by denoise's rule
     if raw.ndim == 4 and raw.shape[1:] == (K, 56, 56) and np.issubdtype(raw.dtype, np.number):
         raw = ops.heatmap_argmax(torch.from_numpy(raw.astype(np.float32))).numpy()   # what the model read
     elif raw.ndim == 3 and raw.shape[1] == K and raw.shape[2] in (2, 3) and np.issubdtype(raw.dtype, np.number):
@@ -327,6 +313,8 @@ def inspect_trajectories(cfg: InspectConfig) -> str:
                              f"got {raw.dtype} {raw.shape}")
     if len(raw) != len(den):
         raise cli.InputError(f"--input {cfg.input}: {len(raw)} frames, but {cfg.source} has {len(den)}: not its input")
+    if note:
+        cli.warn(PROG, note)
     raw = np.where(vis[..., None], raw, np.nan)        # missing keypoints: gaps, as in the denoised output
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

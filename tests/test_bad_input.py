@@ -418,6 +418,16 @@ ROWS = [
     ("report test.json filters malformed", "experiments", ["report", "grid"], ["test.json", "'filters'"],
      rewrite(f"{CELL}/test.json", lambda t: dict(t, filters={"mean": {"options": {}}}))),
     ("report test.json binary", "experiments", ["report", "grid"], ["test.json"], corrupt(f"{CELL}/test.json")),
+    # denoise reads an .npz by name, and never a paired file's ground truth
+    ("denoise .npz without heatmaps or keypoints", "denoise", ["run", "nan.npz", "d.npz"],
+     ["nan.npz", "'heatmaps'", "'keypoints'", "'clip'"], None),
+    ("denoise a paired file, maps not 56 x 56", "denoise", ["run", "pbad/v.npz", "d.npz"],
+     ["v.npz", "paired data", "'gt'", "8 x 8"], paired_file()),
+    ("denoise a paired file's keypoints in their frame", "denoise", ["run", "pbad/v.npz", "d.npz"],
+     ["v.npz", "paired data", "frame_size"],
+     paired_file(heatmaps=None, keypoints=np.ones((6, 25, 3)), frame_size=np.array([64, 48]))),
+    ("denoise --key gt of a paired file", "denoise", ["run", "pbad/v.npz", "d.npz", "--key", "gt"],
+     ["v.npz", "paired data", "--key gt"], paired_file(heatmaps=np.zeros((6, 25, 56, 56)))),
 ]
 
 

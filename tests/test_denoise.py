@@ -167,3 +167,89 @@ def test_every_frame_gets_output_whatever_the_length(step):
     for F in range(1, 15):
         out, kp = denoise.denoise_sequence(model, seq[:F], step=step)
         assert torch.allclose(out, seq[:F]), F
+
+
+# --- what an .npz input is read by: its names, never a paired file's ground truth ------------------------
+
+def one_line_error(code, err, *words):
+    assert code == 2 and err.startswith("posedenoise.denoise: error:") and err.count("\n") == 1, (code, err)
+    for w in words:
+        assert w in err, err
+
+
+def peaks(F=6, seed=4):
+    """Heatmaps (F, 25, 56, 56) with one hot pixel per map, and where it is: (F, 25, 2) = (x, y)."""
+    rng = np.random.default_rng(seed)
+    xy = rng.integers(0, HEATMAP, (F, 25, 2))
+    maps = np.zeros((F, 25, HEATMAP, HEATMAP), np.float32)
+    maps[np.arange(F)[:, None], np.arange(25), xy[..., 1], xy[..., 0]] = 1.0
+    return maps, xy
+
+
+GT = np.concatenate([np.full((6, 25, 2), 30.0), np.ones((6, 25, 1))], -1)   # paired data's ground truth: (30, 30)
+
+
+@pytest.mark.parametrize("fields, argv, words", [
+    # gt first, as np.savez writes them: the first array, which denoise read before, is the ground truth
+    (dict(gt=GT, heatmaps=np.zeros((6, 25, 64, 48))), [], ["'heatmaps' are 48 x 64"]),
+    (dict(gt=GT, keypoints=GT, frame_size=np.array([192, 256])), [], ["frame_size [192, 256]"]),
+    (dict(gt=GT, keypoints=GT), [], ["no frame_size"]),
+    (dict(gt=GT), [], ["neither", "['gt']"]),
+    (dict(gt=GT, heatmaps=np.zeros((6, 25, 56, 56)), layout=np.array("openpose25")), [], ["openpose25"]),
+    (dict(gt=GT, heatmaps=np.zeros((6, 25, 56, 56))), ["--key", "gt"], ["--key gt"]),
+])
+def test_a_paired_files_ground_truth_is_refused(tmp_path, capsys, fields, argv, words):
+    np.savez(tmp_path / "video.npz", **fields)
+    code, _, err = run(capsys, checkpoint(tmp_path, "identity"), tmp_path / "video.npz", tmp_path / "d.npz", *argv)
+    one_line_error(code, err, "video.npz", "paired data with ground truth", "'heatmaps' or 'keypoints'", *words)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_a_paired_file_in_heatmap_space_gives_its_estimator_output_and_says_so(tmp_path, capsys):
+    maps, hot = peaks()
+    np.savez(tmp_path / "hm.npz", gt=GT, heatmaps=maps)
+    xy = hot.clip(0, 54)                      # + 0.25 stays on the grid (no warning about clipping)
+    kp = np.concatenate([xy + 0.25, np.full((6, 25, 1), 0.9)], -1)
+    np.savez(tmp_path / "kp.npz", gt=GT, keypoints=kp, frame_size=np.array([56, 56]), layout=np.array("pose25"))
+    ckpt = checkpoint(tmp_path, "identity")
+    for name, want in (("hm", hot), ("kp", xy)):     # identity: the estimator's keypoints back (rounded)
+        code, _, err = run(capsys, ckpt, tmp_path / f"{name}.npz", tmp_path / f"d{name}.npz")
+        assert code == 0, err
+        (line,) = err.splitlines()
+        word = "'heatmaps'" if name == "hm" else "'keypoints'"
+        assert "warning" in line and f"{name}.npz" in line and word in line and "'gt' is not used" in line, line
+        np.testing.assert_array_equal(np.load(tmp_path / f"d{name}.npz")["keypoints"], want)
+
+
+def test_an_npz_is_read_by_name_not_by_position(tmp_path, capsys):
+    kp = keypoints_with_confidence()
+    other = keypoints_with_confidence(seed=9)
+    np.savez(tmp_path / "named.npz", other=other, keypoints=kp)           # 'other' comes first
+    code, _, err = run(capsys, checkpoint(tmp_path, "identity"), tmp_path / "named.npz", tmp_path / "d.npz")
+    assert code == 0 and err == "", err
+    d = np.load(tmp_path / "d.npz")
+    present = kp[..., 2] > 0
+    assert np.array_equal(d["visible"], present) and np.array_equal(d["keypoints"][present], kp[..., :2][present])
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ((keypoints_with_confidence(),), ["'heatmaps'", "'keypoints'", "--key", "['arr_0']"]),   # np.savez(f, a)
+    ((), ["'heatmaps'", "'keypoints'", "found []"]),
+])
+def test_an_npz_without_heatmaps_or_keypoints_is_refused(tmp_path, capsys, arrays, words):
+    np.savez(tmp_path / "x.npz", *arrays)
+    code, _, err = run(capsys, checkpoint(tmp_path, "identity"), tmp_path / "x.npz", tmp_path / "d.npz")
+    one_line_error(code, err, "x.npz", *words)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_an_npz_with_both_names_asks_for_key(tmp_path, capsys):
+    maps, xy = peaks()
+    kp = np.concatenate([xy, np.ones((6, 25, 1))], -1)
+    np.savez(tmp_path / "both.npz", heatmaps=maps, keypoints=kp)
+    ckpt = checkpoint(tmp_path, "identity")
+    code, _, err = run(capsys, ckpt, tmp_path / "both.npz", tmp_path / "d.npz")
+    one_line_error(code, err, "both.npz", "'heatmaps'", "'keypoints'", "--key")
+    code, _, err = run(capsys, ckpt, tmp_path / "both.npz", tmp_path / "d.npz", "--key", "heatmaps")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npz")["keypoints"], xy)
