@@ -127,6 +127,14 @@ def prepare_paired(args) -> None:
     print(f"visible ground-truth keypoints: {int(seen.sum())}; the estimator found {found.mean():.1%} of them, "
           f"median error {np.median(error) if error.size else float('nan'):.2f} px (56 grid); "
           f"python -m posedenoise.calibrate {out} measures more")
+    clipped, present = int(paired.clipped.sum()), int((np.asarray(paired.confidence) > 0).sum())
+    if clipped:   # after the summary, so that it is the last thing a terminal shows
+        most = int(np.argmax(paired.clipped))
+        videos = int((paired.clipped > 0).sum())
+        cli.warn(PROG, f"{args.paired}: {clipped} of {present} present estimator keypoints ({clipped / present:.2%}) "
+                       f"lay outside their frame and were clipped to the border of the 56 x 56 grid, in {videos} "
+                       f"of {paired.num_videos} videos (most: {paired.names[most]}, {int(paired.clipped[most])}); "
+                       "recorded per video as 'clipped' in the cache")
 
 
 if __name__ == "__main__":

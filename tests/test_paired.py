@@ -164,3 +164,43 @@ def test_a_finetuning_run_resumes_from_its_own_checkpoint(paired_cache, tmp_path
     rows = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
              for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("whole", "parts")]
     assert rows[0] == rows[1] and len(rows[0]) == 2
+
+
+def test_estimates_outside_the_frame_are_clipped_counted_and_reported(tmp_path, capsys):
+    """A frame of 112 x 56: x' = (x + 0.5) / 2 - 0.5 on the grid, y' = y. Three present keypoints lie outside
+    the frame; one lies in its first pixel column (x = -0.4: x' = -0.45, moved to 0 within its pixel, not
+    outside); one outside has confidence 0 (not output: not counted)."""
+    folder = tmp_path / "est"
+    folder.mkdir()
+    T = 6
+    for name in ("a", "b"):
+        kp = np.tile(np.array([50.0, 20.0, 0.9]), (T, 25, 1))
+        if name == "a":
+            kp[0, 0, :2] = (-3, 20)        # left of the frame
+            kp[1, 1, :2] = (50, 60)        # below it
+            kp[2, 2, :2] = (200, -10)      # right of it and above it: one keypoint
+            kp[3, 3, :2] = (-0.4, 20)      # inside its first pixel
+            kp[4, 4] = (-50, 20, 0)        # outside, but not output
+        gt = np.concatenate([kp[..., :2], np.ones((T, 25, 1))], -1)
+        np.savez(folder / f"{name}.npz", gt=gt, keypoints=kp, frame_size=np.array([112, 56]))
+    prepare.main(["--paired", str(folder), "--out", str(tmp_path / "p.npz")])
+    out, err = capsys.readouterr()
+    present = 2 * T * 25 - 1
+    assert "wrote" in out and err.count("\n") == 1, err
+    assert "warning" in err and str(folder) in err and f"3 of {present}" in err and "(1.00%)" in err, err
+    assert "1 of 2 videos" in err and "most: a, 3" in err, err
+    p = load_paired(str(tmp_path / "p.npz"))
+    assert p.clipped.tolist() == [3, 0]
+    est = np.asarray(p.est)
+    assert tuple(est[0, 0]) == (0, 20) and tuple(est[1, 1]) == (24.75, 55) and tuple(est[2, 2]) == (55, 0)
+    assert tuple(est[3, 3]) == (0, 20) and tuple(est[4, 4]) == (0, 20)
+    assert est.min() >= 0 and est.max() <= 55
+
+
+def test_heatmaps_are_never_clipped_and_say_nothing(tmp_path, capsys):
+    folder = tmp_path / "est"
+    folder.mkdir()
+    coco_video(folder / "v.npz")
+    prepare.main(["--paired", str(folder), "--out", str(tmp_path / "p.npz")])
+    assert capsys.readouterr().err == ""
+    assert load_paired(str(tmp_path / "p.npz")).clipped.tolist() == [0]

@@ -24,8 +24,11 @@ Mapping onto this project's grid (POSE25, 56 x 56), documented rules:
   whatever its width. The estimator's maps are scaled by 255 / A, where A is the median over the data set of
   the mass of a visible keypoint's (resized) map, stored as `amplitude`: a typical map gets the simulation's
   mass, a weak one stays weaker, and the shape (the estimator's own blur) is kept.
-- estimator keypoints (`est`): the argmax of the resized maps, or the given keypoints mapped to the grid;
-  confidence: the map's maximum (before scaling), or the given confidence.
+- estimator keypoints (`est`): the argmax of the resized maps, or the given keypoints mapped to the grid and
+  clipped to it, [0, 55] per axis (as the renderer clips them); the present ones (confidence > 0) that lay
+  outside the frame (x < -0.5 or x >= W - 0.5, likewise y: off the grid once rounded) are counted per video
+  (`clipped`; prepare --paired reports them); confidence: the map's maximum (before scaling), or the given
+  confidence.
 - ground truth outside the frame, or not visible, is invisible: it is neither scored nor trained on.
   Training and PCK use its nearest grid pixel, as for every cache (the keypoint cache stores int16 pixels);
   calibration uses the exact sub-pixel position.
@@ -65,10 +68,12 @@ class PairedCache:
     all in the project's heatmap frame: POSE25 keypoints, x and y in pixels of the 56 x 56 grid.
 
     gt, visible: the ground truth. est, confidence: the estimator's keypoints (the argmax of its heatmaps
-    where it gave heatmaps, else its keypoints) and its confidence (the heatmap's maximum, or the keypoint's
-    confidence); a keypoint the estimator did not output has confidence 0. heatmaps: the estimator's heatmaps
-    resized to the grid and scaled by 255 / amplitude (the simulation's map mass), or None where it gave
-    keypoints only."""
+    where it gave heatmaps, else its keypoints clipped to the grid) and its confidence (the heatmap's maximum,
+    or the keypoint's confidence); a keypoint the estimator did not output has confidence 0. heatmaps: the
+    estimator's heatmaps resized to the grid and scaled by 255 / amplitude (the simulation's map mass), or None
+    where it gave keypoints only. clipped: per video, the present estimator keypoints (confidence > 0) that
+    lay outside the frame and were clipped to the grid's border (0 for heatmaps: their argmax lies on the
+    grid); None in a cache written before it was recorded."""
     gt: np.ndarray                    # (F, 25, 2) float32
     visible: np.ndarray               # (F, 25) bool
     est: np.ndarray                   # (F, 25, 2) float32
@@ -78,6 +83,7 @@ class PairedCache:
     video_lengths: np.ndarray         # (V,) int64
     names: List[str]
     amplitude: float = AMPLITUDE      # the estimator's typical map mass (the heatmaps were scaled by 255 / it)
+    clipped: Optional[np.ndarray] = None   # (V,) int64: present estimator keypoints clipped to the grid
 
     @property
     def num_frames(self) -> int:
@@ -169,8 +175,12 @@ def read_video(path: str, layout: Optional[str] = None) -> dict:
         out["heatmaps"] = resized
         out["est"][:, dst] = ops.heatmap_argmax(t).numpy()
         out["confidence"][:, dst] = maps[:, src].max(axis=(2, 3))
+        out["clipped"] = 0                                      # an argmax lies on the grid
     else:
-        out["est"][:, dst], out["confidence"][:, dst] = est[:, src], confidence[:, src]
+        # Outside the frame: off its outermost pixels, as for gt (inside, within [0, 55], is a sub-pixel move).
+        outside = ((est[:, src] < -0.5) | (est[:, src] >= SIZE - 0.5)).any(-1) & (confidence[:, src] > 0)
+        out["est"][:, dst], out["confidence"][:, dst] = np.clip(est[:, src], 0, SIZE - 1), confidence[:, src]
+        out["clipped"] = int(outside.sum())
     return out
 
 
@@ -219,7 +229,8 @@ def build_paired(videos: List[tuple]) -> PairedCache:
     lengths = np.array([len(v["gt"]) for _, v in videos], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     return PairedCache(cat["gt"], cat["visible"], cat["est"], cat["confidence"], cat.get("heatmaps"), starts,
-                       lengths, [n for n, _ in videos], amplitude)
+                       lengths, [n for n, _ in videos], amplitude,
+                       np.array([v.get("clipped", 0) for _, v in videos], dtype=np.int64))
 
 
 # --- the cache file ----------------------------------------------------------------------------------------
@@ -227,6 +238,8 @@ def build_paired(videos: List[tuple]) -> PairedCache:
 def save_paired(cache: PairedCache, path: str) -> None:
     """Write the cache atomically, uncompressed (its frame arrays are memory-mapped by load_paired)."""
     arrays = {f: np.ascontiguousarray(getattr(cache, f)) for f in _FRAME_FIELDS if getattr(cache, f) is not None}
+    if cache.clipped is not None:
+        arrays["clipped"] = np.asarray(cache.clipped, dtype=np.int64)
     with files.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays, video_starts=cache.video_starts, video_lengths=cache.video_lengths,
@@ -252,7 +265,8 @@ def load_paired(path: str) -> PairedCache:
             raise DataError(f"{path}: not a paired-data cache (missing fields {missing}); python -m "
                             "posedenoise.prepare --paired DIR makes one")
         with np.load(path, allow_pickle=False) as z:
-            small = {k: z[k] for k in ("video_starts", "video_lengths", "names", "amplitude", "kind", "version")}
+            small = {k: z[k] for k in ("video_starts", "video_lengths", "names", "amplitude", "kind", "version",
+                                       "clipped") if k in z.files}
         if str(small["kind"]) != KIND or int(small["version"]) != FORMAT_VERSION:
             raise DataError(f"{path}: kind {small['kind']} version {small['version']}: expected {KIND} "
                             f"{FORMAT_VERSION}")
@@ -269,9 +283,12 @@ def load_paired(path: str) -> PairedCache:
     lengths = small["video_lengths"].astype(np.int64)
     if int(lengths.sum()) != F or len(small["names"]) != len(lengths):
         raise DataError(f"{path}: video_lengths/names do not describe the {F} frames")
+    clipped = small.get("clipped")
+    if clipped is not None and clipped.shape != lengths.shape:
+        raise DataError(f"{path}: field 'clipped': expected shape {lengths.shape}, got {clipped.shape}")
     return PairedCache(big["gt"], big["visible"], big["est"], big["confidence"], big.get("heatmaps"),
                        small["video_starts"].astype(np.int64), lengths, small["names"].tolist(),
-                       float(small["amplitude"]))
+                       float(small["amplitude"]), None if clipped is None else clipped.astype(np.int64))
 
 
 def is_paired_data(data) -> bool:
