@@ -31,6 +31,13 @@ Definitions (all in pixels of the 56 grid; SPEC section 4 is the law being fitte
   (not per series: that biases short videos down). Pairs near a border are truncated: slightly low there.
   Near 0: independent per-frame jitter, as the simulation draws it; near 1: slowly drifting offsets, which
   it does not model.
+
+Refused as nonsense (one line naming the file, exit 2, nothing written; check_estimates, check_fits), over
+the detected keypoints: estimates that span under 2 px on an axis (e.g. keypoints in [0, 1]) where the
+ground truth spans at least 10 px, or the reverse (wrong units); a median error (the distance |est - gt|)
+over a quarter of the grid (14 px); a k at a bound of its optimiser (sd = 3k in [0.05, 168] px): estimates
+censored at the border so that the likelihood grows without end, or every inlier shift 0 (the estimates a
+copy of the ground truth).
 """
 from __future__ import annotations
 
@@ -52,6 +59,9 @@ SIGMA_CHOICES = (1.0, 1.5, 2.0, 2.5, 3.0)
 SIGMA_GRID = np.round(np.arange(0.5, 6.0 + 1e-9, 0.05), 2)    # fine grid; every 5th point is the coarse one
 SIGMA_EDGES = np.round(np.arange(0.5, 6.0 + 1e-9, 0.25), 2)
 OUTLIER_MIN_PX, OUTLIER_SDS, SWAP_MIN_PX = 10.0, 6.0, 3.0
+# Nonsense (check_estimates, check_fits): an axis spanning < TINY_SPAN_PX against >= WIDE_SPAN_PX; a median error over a
+# quarter of the grid; a fitted sd within a relative BOUND_TOL of a bound of fit_k's search, (0.05, 3 * size).
+TINY_SPAN_PX, WIDE_SPAN_PX, MAX_MEDIAN_ERROR_PX, BOUND_TOL = 2.0, 10.0, SIZE / 4, 1e-3
 
 
 def lr_pairs(layout=POSE25):
@@ -66,7 +76,8 @@ def classify(cache, min_confidence=0.0, size=SIZE):
     """Per keypoint masks (F, K) and integer shifts (F, K, 2); see the module's definitions."""
     counted = np.asarray(cache.visible, bool)
     detected = counted & (np.asarray(cache.confidence) > min_confidence)
-    gt, est = np.asarray(cache.gt, np.float64), np.asarray(cache.est, np.float64)
+    # est clipped to the grid, as the renderer clips it (prepare --paired does; a cache from before did not)
+    gt, est = np.asarray(cache.gt, np.float64), np.clip(np.asarray(cache.est, np.float64), 0, size - 1)
     shift = np.rint(est - gt).astype(np.int64)           # gt is sub-pixel (paired.py); the error is est - gt
     # Border pixels are where the simulation's clip lands: -1 (at 0, shift <= observed), +1 (at 55, >=).
     censored = np.where(np.rint(est) == 0, -1, np.where(np.rint(est) == size - 1, 1, 0)).astype(np.int8)
@@ -113,8 +124,12 @@ def fit_k(s, cens, g, bound, size=SIZE):
     if s.size == 0:
         return dict(k=None, n=0)
     nll = lambda sd: -np.log(np.maximum(_shift_probs(s, cens, sd), 1e-300)).sum()
-    sd = float(optimize.minimize_scalar(nll, bounds=(0.05, 3.0 * size), method="bounded",
-                                        options=dict(xatol=1e-5)).x)
+    lo, hi = 0.05, 3.0 * size
+    sd = float(optimize.minimize_scalar(nll, bounds=(lo, hi), method="bounded", options=dict(xatol=1e-5)).x)
+    # At a bound the likelihood still rises beyond it: no estimate (check_plausible refuses it). Every shift 0
+    # is the lower one (the likelihood rises as sd -> 0, so flat there that the search stops short of it).
+    at_bound = "upper" if sd >= hi * (1 - BOUND_TOL) else "lower" if sd <= lo * (1 + BOUND_TOL) or not s.any() \
+        else None
     observed = np.bincount(s + size - 1, minlength=2 * size - 1)
     expected = predicted_histogram(g, sd, bound, size)
     tv = 0.5 * np.abs(observed - expected).sum() / s.size
@@ -129,7 +144,7 @@ def fit_k(s, cens, g, bound, size=SIZE):
     dof = max(int(keep.sum()) - 2, 1)                # one fitted parameter
     return dict(k=sd / 3.0, sd=sd, loglik=float(-nll(sd)), n=int(s.size), censored=int((cens != 0).sum()),
                 tv_distance=float(tv), tv_sampling=tv_sampling, chi2=chi2, chi2_dof=dof,
-                chi2_p=float(stats.chi2.sf(chi2, dof)))
+                chi2_p=float(stats.chi2.sf(chi2, dof)), at_bound=at_bound)
 
 
 def shift_fits(c, size=SIZE):
@@ -221,10 +236,53 @@ def blur(cache, use, choices=SIGMA_CHOICES, chunk=2048):
     return sig, {"edges": SIGMA_EDGES.tolist(), "counts": counts.tolist()}, probs
 
 
+def check_estimates(cache, c, source=None, size=SIZE) -> None:
+    """InputError, naming `source`, where the detected estimates (classify's) cannot be this ground truth's
+    estimator output in its pixels: wrong units, or a median error over a quarter of the grid."""
+    where, m = source or "paired data", c["detected"]
+    if not m.any():
+        return
+    gt, est = np.asarray(cache.gt, np.float64)[m], np.asarray(cache.est, np.float64)[m]     # (N, 2)
+    span = lambda a: a.max(0) - a.min(0)
+    for n, axis in enumerate("xy"):
+        e, g = span(est)[n], span(gt)[n]
+        if min(e, g) < TINY_SPAN_PX and max(e, g) >= WIDE_SPAN_PX:
+            tiny, wide = ("the estimated keypoints", "the ground truth's") if e < g else \
+                ("the ground truth's keypoints", "the estimated ones")
+            raise cli.InputError(
+                f"{where}: {tiny} span {min(e, g):.2f} px in {axis} where {wide} span {max(e, g):.1f} px (of the "
+                f"{size} x {size} grid): wrong units? (e.g. keypoints in [0, 1] against ground truth in pixels; "
+                "both must be pixels of one frame, see posedenoise/data/paired.py)")
+    error = float(np.median(np.linalg.norm(est - gt, axis=-1)))
+    if error > MAX_MEDIAN_ERROR_PX * size / SIZE:
+        raise cli.InputError(
+            f"{where}: median error of the estimates {error:.1f} px, over a quarter of the {size} x {size} grid "
+            f"({MAX_MEDIAN_ERROR_PX * size / SIZE:g} px): not estimates of this ground truth, or in another frame "
+            "or units (gt and the estimator's output must be pixels of one frame)")
+
+
+def check_fits(fits, source=None) -> None:
+    """InputError, naming `source`, where a fitted k (shift_fits) sits at a bound of its optimiser."""
+    where = source or "paired data"
+    for axis in ("x", "y", "pooled"):
+        f = fits[axis]
+        if f.get("at_bound") == "upper":
+            raise cli.InputError(
+                f"{where}: k ({axis}) = {f['k']:.3g} sits at its optimiser's upper bound: the likelihood grows "
+                f"without end ({f['censored']} of {f['n']} inlier shifts are censored at the grid's border), so "
+                "there is no estimate; are the estimates clipped to the border of another frame?")
+        if f.get("at_bound") == "lower":
+            raise cli.InputError(
+                f"{where}: k ({axis}) sits at its optimiser's lower bound: every one of the {f['n']} inlier shifts "
+                "is 0 (estimate - ground truth rounds to 0); is the estimator's output a copy of the ground truth?")
+
+
 def calibrate(cache, min_confidence=0.0, sigma_choices=SIGMA_CHOICES, source=None):
-    """Every statistic of noise.json from a PairedCache."""
+    """Every statistic of noise.json from a PairedCache; InputError for nonsense (check_estimates, check_fits)."""
     c = classify(cache, min_confidence)
+    check_estimates(cache, c, source)          # nonsense is refused: the estimates, then the fit
     fits = shift_fits(c)
+    check_fits(fits, source)
     n_counted, n_detected = int(c["counted"].sum()), int(c["detected"].sum())
     shares = {"missed": 1 - n_detected / n_counted if n_counted else None,
               "outliers": float(c["outlier"].sum() / n_detected) if n_detected else None,

@@ -184,3 +184,78 @@ def test_bad_input_is_one_line_exit_2(argv, names, tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and names in err[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- nonsense is refused: paired data a user could really write, through prepare --paired -----------------
+
+FRAME = 112     # the estimator's frame, W = H: a keypoint at x is at (x + 0.5) / 2 - 0.5 on the 56 grid
+
+
+def paired_folder(folder, kind, videos=3, length=30, seed=0):
+    """Paired-data files (posedenoise/data/paired.py's format) of an estimator that gives keypoints: `kind`
+    "good" (the truth plus N(0, 3^2) px of the frame: k = 0.5 on the grid), "unit" (those keypoints divided by
+    the frame size: in [0, 1]), "unrelated" (keypoints anywhere, unrelated to the truth), "border" (every
+    estimate on a border pixel of the grid, its truth 2-9 grid px inside: all censored) or "copy" (the truth)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    for v in range(videos):
+        gt = rng.uniform(20, FRAME - 20, (length, K, 2))
+        if kind == "border":
+            side = rng.integers(0, 2, (length, K, 2)).astype(bool)
+            est = np.where(side, FRAME - 1.0, 0.0)                    # grid pixels 55 and 0: frame (x + 0.5) / 2 - 0.5
+            inside = 2 * rng.integers(2, 10, (length, K, 2))        # frame px, 2-9 grid px
+            gt = np.where(side, est - inside, est + inside)
+        else:
+            est = {"good": gt + rng.normal(0, 3, gt.shape), "unit": (gt + rng.normal(0, 3, gt.shape)) / FRAME,
+                   "unrelated": rng.uniform(0, FRAME - 1, gt.shape), "copy": gt}[kind]
+        ones = np.ones((length, K, 1))
+        np.savez(folder / f"v{v}.npz", gt=np.concatenate([gt, ones], -1),
+                 keypoints=np.concatenate([est, 0.9 * ones], -1), frame_size=np.array([FRAME, FRAME]))
+
+
+def calibrate_cli(tmp_path, capsys, kind):
+    """prepare --paired, then calibrate: (exit code, stderr, paired cache path, noise.json path)."""
+    from posedenoise import prepare
+    paired_folder(tmp_path / kind, kind)
+    cache, out = tmp_path / f"{kind}.npz", tmp_path / "noise.json"
+    prepare.main(["--paired", str(tmp_path / kind), "--out", str(cache)])
+    capsys.readouterr()
+    try:
+        calibrate.main([str(cache), "--out", str(out)])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err, cache, out
+
+
+def test_good_keypoint_data_calibrates(tmp_path, capsys):
+    """The control of the refusals below: 3 frame px on a grid of half the frame's size is k = 1.5 / 3."""
+    code, err, _, out = calibrate_cli(tmp_path, capsys, "good")
+    assert code == 0 and err == "", err
+    assert abs(json.loads(out.read_text())["k"] - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("unit", ["wrong units", "estimated keypoints span 0."]),   # [0, 1]: under 0.5 px of the grid (k was 56, silently)
+    ("unrelated", ["median error", "14 px"]),
+    ("border", ["k (x)", "upper bound"]),
+    ("copy", ["k (x)", "lower bound", "copy of the ground truth"]),
+])
+def test_nonsense_is_refused_in_one_line(tmp_path, capsys, kind, words):
+    code, err, cache, out = calibrate_cli(tmp_path, capsys, kind)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("posedenoise.calibrate: error:"), err
+    for w in [str(cache), *words]:
+        assert w in err, err
+    assert not out.exists()
+
+
+def test_the_refused_data_are_what_they_claim(tmp_path):
+    """The worlds above, checked without calibrate: the unrelated keypoints' median error is over 14 px of the
+    grid, the border estimates' under it (only the k fit can catch them), all of them on border pixels."""
+    from posedenoise.data.paired import build_paired, read_folder
+    for kind, low, high in (("unrelated", 14, 56), ("border", 2, 14)):
+        paired_folder(tmp_path / kind, kind)
+        p = build_paired(read_folder(str(tmp_path / kind)))
+        err = np.median(np.linalg.norm(p.est - p.gt, axis=-1))
+        assert low < err < high, (kind, err)
+    assert np.isin(p.est, (0, 55)).all()
