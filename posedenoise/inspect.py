@@ -2,8 +2,10 @@
 
 RUN (a run directory or checkpoint file): draws windows of a split as the model sees them under the split's
 fixed test noise. Per frame (5 columns) three rows: the noisy input, the model's prediction, the clean
-target. Heatmaps show all 25 keypoints in one image, a colour per keypoint (each map scaled to its own
-maximum, so a blurred map shows its spread, not its height), and the skeleton through each map's argmax.
+target. Heatmaps show the window's keypoints in one image, a colour per keypoint (each map scaled to its own
+maximum, so a blurred map shows its spread, not its height), and the skeleton through each map's argmax. Only
+keypoints visible in some frame of the window are drawn and listed in the key: the others (those a data set
+lacks, e.g. Penn Action's 12) have no target, and a model's maps for them are untrained.
 A coordinate model (DeciWatch, the classical filters) has no heatmaps: its row draws the predicted skeleton
 over the dimmed input, and the target row the true skeleton. Under the input and prediction of each frame:
 the mean per-keypoint error in px (argmax or coordinates vs ground truth, visible keypoints only) and the
@@ -154,12 +156,13 @@ def _short(name: str) -> str:
     return name.replace("left_", "L ").replace("right_", "R ").replace("foot_index", "toe").replace("_", " ")
 
 
-def _overlay(maps: np.ndarray) -> np.ndarray:
-    """(K, H, W) heatmaps -> (H, W, 3) RGB: each map scaled to its maximum, tinted, screen-blended (overlaps
-    brighten instead of clipping)."""
+def _overlay(maps: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """(K, H, W) heatmaps -> (H, W, 3) RGB of the keypoints `shown` (K,) bool: each map scaled to its maximum,
+    tinted, screen-blended (overlaps brighten instead of clipping)."""
+    maps = maps[shown]
     peak = maps.max(axis=(1, 2), keepdims=True)
     m = np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0).clip(0, 1)
-    return 1 - np.prod(1 - m[..., None] * COLOURS[:, None, None, :], axis=0)
+    return 1 - np.prod(1 - m[..., None] * COLOURS[shown][:, None, None, :], axis=0)
 
 
 def _panel(ax, image, xy, vis, err=None, gt=None):
@@ -187,8 +190,11 @@ def _panel(ax, image, xy, vis, err=None, gt=None):
     ax.set_xlabel("\n".join(lines), fontsize=7, linespacing=1.1, labelpad=2)
 
 
-def draw_windows(path: str, blocks: list, output_kind: str, step: int) -> None:
-    """blocks: dicts of one window's numpy arrays (x, y, out, pred, in_xy, err, in_err, gt, vis) and its title."""
+def draw_windows(path: str, blocks: list, output_kind: str, step: int):
+    """blocks: dicts of one window's numpy arrays (x, y, out, pred, in_xy, err, in_err, gt, vis) and its title.
+    Writes the PNG; returns the figure. A block draws (maps, key) only the keypoints visible in some frame of
+    its window: the others (a data set's missing keypoints, e.g. Penn Action's 12) have no target, and a
+    model's maps for them are untrained."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     W, H = BLOCK_PX[0], BLOCK_PX[1] * len(blocks)
@@ -198,6 +204,7 @@ def draw_windows(path: str, blocks: list, output_kind: str, step: int) -> None:
             "target" + (" (coords)" if output_kind == "coords" else ""))
     for n, b in enumerate(blocks):
         top = n * BLOCK_PX[1]
+        shown = b["vis"].any(0)                                     # (K,): visible in some frame
         fig.text(LABEL_PX / W, 1 - (top + TITLE_PX * 0.45) / H, b["title"], fontsize=9, weight="bold", va="center")
         for r in range(3):
             y0 = top + TITLE_PX + r * (CELL_PX + TEXT_PX)
@@ -206,25 +213,29 @@ def draw_windows(path: str, blocks: list, output_kind: str, step: int) -> None:
                                    (CELL_PX - 10) / W, (CELL_PX - 10) / H))
                 vis = b["vis"][t]
                 if r == 0:
-                    _panel(ax, _overlay(b["x"][t]), b["in_xy"][t], vis, b["in_err"][t], b["gt"][t])
+                    _panel(ax, _overlay(b["x"][t], shown), b["in_xy"][t], vis, b["in_err"][t], b["gt"][t])
                     ax.set_title(f"frame t+{t * step}", fontsize=8, pad=3)
                 elif r == 1 and output_kind == "coords":   # no maps: the skeleton over the dimmed input
-                    _panel(ax, 0.35 * _overlay(b["x"][t]), b["pred"][t], vis, b["err"][t], b["gt"][t])
+                    _panel(ax, 0.35 * _overlay(b["x"][t], shown), b["pred"][t], vis, b["err"][t], b["gt"][t])
                 elif r == 1:
-                    _panel(ax, _overlay(b["out"][t]), b["pred"][t], vis, b["err"][t], b["gt"][t])
+                    _panel(ax, _overlay(b["out"][t], shown), b["pred"][t], vis, b["err"][t], b["gt"][t])
                 else:
-                    _panel(ax, None if b["y"] is None else _overlay(b["y"][t]), b["gt"][t], vis)
+                    _panel(ax, None if b["y"] is None else _overlay(b["y"][t], shown), b["gt"][t], vis)
                 if t == 0:
                     ax.set_ylabel(rows[r], fontsize=9)
-        # The keypoint colour key, beside the block.
+        # The keypoint colour key, beside the block: the keypoints drawn, and how many are not.
         key = fig.add_axes(((W - KEY_PX + 8) / W, 1 - (top + BLOCK_PX[1] - 10) / H, (KEY_PX - 10) / W,
                             (BLOCK_PX[1] - TITLE_PX - 20) / H))
         key.set_axis_off(), key.set_xlim(0, 1), key.set_ylim(len(POSE25), -1)
-        for k, name in enumerate(POSE25):
-            key.scatter([0.06], [k], s=30, color=COLOURS[k], edgecolors="black", linewidths=0.4)
-            key.text(0.16, k, name, fontsize=7, va="center")
+        for row, k in enumerate(np.flatnonzero(shown)):
+            key.scatter([0.06], [row], s=30, color=COLOURS[k], edgecolors="black", linewidths=0.4)
+            key.text(0.16, row, POSE25[k], fontsize=7, va="center")
+        if not shown.all():
+            key.text(0.06, int(shown.sum()) + 0.5, f"{int((~shown).sum())} more: not\nvisible in this window",
+                     fontsize=7, va="top", color="0.4")
     with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
+    return fig
 
 
 def inspect_run(cfg: InspectConfig) -> str:

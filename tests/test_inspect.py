@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from posedenoise import denoise, inspect, ops, train
+from posedenoise import denoise, inspect, ops, prepare, train
 from posedenoise.data import open_data, synthetic_cache
 from posedenoise.evaluate import load_checkpoint, model_from_state
 from posedenoise.evaluation import SETUPS
@@ -190,3 +190,50 @@ def test_bad_trajectory_input(denoised, tmp_path, capsys):
     code, _, err = run(capsys, den, "--input", raw, "--window", 1, "--out", out)
     one_line_error(code, err, "--window")
     assert not out.exists()
+
+
+# --- keypoints the data lacks are not drawn ----------------------------------------------------------------
+
+PENN_IN_POSE25 = ["nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+                  "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]   # POSE25's order
+
+
+def colour_keys(fig):
+    """Per block, the keypoint names its colour key lists, in order (the key is the panel without axes)."""
+    return [[t.get_text() for t in ax.texts if t.get_text() in POSE25] for ax in fig.axes if not ax.axison]
+
+
+def test_keypoints_never_visible_in_a_window_are_neither_drawn_nor_listed(tmp_path):
+    """Keypoint k's maps (input, prediction, target) are one hot pixel at (2k, 2k). Keypoints 0-11 are visible
+    in every frame, 12 in frame 2 only, 13-24 in none: every panel lights exactly the pixels of 0-12."""
+    T, K = 5, len(POSE25)
+    vis = np.zeros((T, K), bool)
+    vis[:, :12], vis[2, 12] = True, True
+    maps = np.zeros((T, K, 56, 56), np.float32)
+    diag = np.arange(K) * 2
+    maps[:, np.arange(K), diag, diag] = 1.0
+    xy = np.repeat(diag[None, :, None], T, 0).repeat(2, -1).astype(np.float32)
+    block = dict(x=maps, y=maps, out=maps, pred=xy, in_xy=xy, gt=xy, err=np.ones((T, K)), in_err=np.ones((T, K)),
+                 vis=vis, title="a window")
+    fig = inspect.draw_windows(str(tmp_path / "w.png"), [block], "heatmaps", 1)
+    assert colour_keys(fig) == [list(POSE25[:13])]
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.axison and ax.images]
+    assert len(images) == 3 * T                                  # input, prediction, target per frame
+    for image in images:
+        lit = np.asarray(image)[diag, diag].max(-1) > 0
+        assert lit.tolist() == [True] * 13 + [False] * 12
+
+
+def test_worst_on_data_lacking_keypoints_lists_only_its_own(runs, tmp_path, capsys, monkeypatch):
+    """Data in Penn Action's layout (13 joints; the 12 POSE25 keypoints it lacks are missing in every frame):
+    each block's key lists Penn's 13, not 25."""
+    rng = np.random.default_rng(0)
+    videos = {f"clip{i}": np.concatenate([rng.uniform(50, 250, (30, 13, 2)), np.ones((30, 13, 1))], -1)
+              for i in range(3)}
+    np.savez(tmp_path / "penn_like.npz", layout=np.array("penn13"), **videos)
+    prepare.main(["--generic", str(tmp_path / "penn_like.npz"), "--no-progress", "--out", str(tmp_path / "c.npz")])
+    figures, draw = [], inspect.draw_windows
+    monkeypatch.setattr(inspect, "draw_windows", lambda *a: figures.append(draw(*a)))
+    code, _, err = run(capsys, runs["conv3d"], "--worst", 2, "--data", tmp_path / "c.npz", "--out", tmp_path / "w.png")
+    assert code == 0, err
+    assert colour_keys(figures[0]) == [PENN_IN_POSE25, PENN_IN_POSE25]
