@@ -15,7 +15,6 @@ training batch (the trainer's default for it: a recipe's batch, else the study's
                                           [--models conv3d,deciwatch] [--compile inductor] [--json out.json]
 """
 import functools
-import inspect
 import os
 import statistics
 import sys
@@ -29,6 +28,7 @@ from common import bench_parser, device_name, markdown_table, pick_device, time_
 from posedenoise.evaluation import SIGMA_CHOICES, masked_mse, model_batch  # noqa: E402
 from posedenoise.memory import keep_freed_memory  # noqa: E402
 from posedenoise.models import FILTERS, MODELS, build  # noqa: E402
+from posedenoise.models.inputs import input_kind  # noqa: E402
 
 T, K, S = 5, 25, 56
 
@@ -38,17 +38,10 @@ def trainable_models():
     return [m for m in MODELS if m != "identity" and m not in FILTERS]
 
 
-def training_batch(name: str, default: int = 16) -> int:
+def training_batch(name: str) -> int:
     """The batch the trainer uses for `name` when --batch-size is not given (TrainConfig's default)."""
-    try:
-        from posedenoise.train import TrainConfig
-        return int(TrainConfig(model=name, quiet=True).batch_size)
-    except Exception:  # an older trainer, or a config that needs more than a model name: the study's batch
-        return default
-
-
-def _input_kind(model) -> str:
-    return getattr(model, "input_kind", "heatmaps")
+    from posedenoise.train import TrainConfig
+    return int(TrainConfig(model=name, quiet=True).batch_size)
 
 
 def bench_model(name, dev, B, *, repeats, warmup, compile_backend=None):
@@ -59,9 +52,8 @@ def bench_model(name, dev, B, *, repeats, warmup, compile_backend=None):
     wid = torch.arange(B, device=dev)
     torch.manual_seed(0)
     model = build(name).to(dev)
-    kind = {"input_kind": _input_kind(model)} if "input_kind" in inspect.signature(model_batch).parameters else {}
     data = functools.partial(model_batch, coords, visible, wid, model.output_kind, k=1,  # as train.py does
-                             sigma_choices=SIGMA_CHOICES, seed=0, epoch=0, **kind)
+                             sigma_choices=SIGMA_CHOICES, seed=0, epoch=0, input_kind=input_kind(model))
     timer = dict(repeats=repeats, warmup=warmup, device=dev.type)
     data_ms = time_ms(data, **dict(timer, repeats=max(20, repeats)))
     net = torch.compile(model, backend=compile_backend) if compile_backend else model
@@ -117,7 +109,7 @@ def main(argv=None):
     rows, payload = [], {"device": str(dev), "device_name": device_name(dev), "threads": torch.get_num_threads(),
                          "compile": args.compile or "off", "models": {}}
     for name in names:
-        B = training_batch(name, args.batch_size) if args.model_batch else args.batch_size
+        B = training_batch(name) if args.model_batch else args.batch_size
         r = bench_model(name, dev, B, repeats=args.repeats, warmup=args.warmup, compile_backend=args.compile)
         payload["models"][name] = r
         rows.append([name, B, f"{r['step_ms']:.2f}", f"{r['steps_per_s']:.1f}", f"{r['data_alone_ms']:.3f}",
