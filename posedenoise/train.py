@@ -119,7 +119,8 @@ class TrainConfig:
         self.model = self.model or DEFAULT_MODEL
         self.lr = self.lr if self.lr is not None else 1e-4 if self.init else 1e-3
         recipe = getattr(MODELS[self.model], "RECIPE", {})
-        self.batch_size = self.batch_size or recipe.get("batch_size", STUDY_BATCH)
+        if self.batch_size is None:      # "is None": --batch-size 0 is refused below, not replaced
+            self.batch_size = recipe.get("batch_size", STUDY_BATCH)
         self.schedule = self.schedule or recipe.get("schedule", "plateau")
         if not 0 < self.crop_scale <= 1:
             raise cli.InputError(f"--crop-scale: expected a number in (0, 1], got {self.crop_scale}")

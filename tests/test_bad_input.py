@@ -282,6 +282,8 @@ ROWS = [
     ("train --init with other --model-arg", "train", ["--init", "run", "--model-arg", "kernel=3", "--out", "r", *TINY],
      ["--model-arg kernel=3", "leave it out"], None),
     # evaluate
+    ("train --batch-size 0", "train", ["--out", "r", "--epochs", "1", "--batch-size", "0", "--quiet"],
+     ["--batch-size", "positive"], None),
     ("evaluate --batch-size 0", "evaluate", ["run", "--batch-size", "0", "--out", "e.json"], ["--batch-size"], None),
     ("evaluate --batch-size -1", "evaluate", ["run", "--batch-size", "-1", "--out", "e.json"], ["--batch-size"], None),
     ("evaluate --out a directory", "evaluate", ["run", "--out", "adir"], ["--out", "adir"], None),
