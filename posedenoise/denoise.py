@@ -1,29 +1,32 @@
-"""Denoise a whole sequence: python -m posedenoise.denoise CHECKPOINT INPUT OUTPUT [flags]
+"""Denoise one person's keypoints over a whole video: python -m posedenoise.denoise CHECKPOINT INPUT OUTPUT
 
-INPUT is an estimator's output for one video, in heatmap space: a .npy's array, or an .npz's array named
-'heatmaps' or 'keypoints' (or --key NAME):
-  heatmaps (F, K, 56, 56): a keypoint's confidence is the maximum of its map;
-  keypoints (F, K, 3) = (x, y, confidence), or (F, K, 2) = (x, y) all present, in heatmap pixels [0, 55].
-An .npz holding ground truth 'gt' is paired data (posedenoise/data/paired.py), not an estimator's output: its
-'gt' is never read; its 'heatmaps' or 'keypoints' are, when they are already in heatmap space (56 x 56 maps
-or frame_size 56 x 56, 25 keypoints of layout pose25), and stderr says so; otherwise it is refused.
-A keypoint is missing where its confidence is not above --min-confidence (default 0: a confidence of 0,
-or an all-zero map, is missing). Missing keypoints enter the model as all-zero maps, as in training;
-keypoints are rendered into heatmaps with --sigma. Keypoints outside [0, 55] are clipped to the border,
-with a warning that counts them (image pixels must be mapped to heatmap space first). The model runs on
-sliding windows of 5 frames (frame step from the checkpoint's setup), start stride 1; each frame's outputs
-over all windows that hold it are averaged. A sequence shorter than one window is padded by repeating its
-edge frames.
+INPUT is a pose estimator's output for one video, in its own image pixels (--frame image, the default):
+  a COCO-format keypoint results .json (mmpose, Detectron2: image_id, keypoints, score, optional track_id),
+  a folder of OpenPose per-frame .json files (BODY_25), or arrays: a .npy (F, K, 2|3) or an .npz's array
+  'keypoints' (or --key NAME) with optional 'frame_size' and 'layout' (posedenoise.data.estimators). One
+  person is taken (by track id, else by score and continuity) and stderr says which.
+Each frame is cropped by the pretraining rule (the box of the estimator's present keypoints, 10% per side,
+made square; --box-smooth N averages the boxes over N frames each side) onto the 56 x 56 grid, the model runs
+on sliding windows of 5 frames (frame step from the checkpoint's setup; overlaps averaged), and its sub-pixel
+keypoints go back through each frame's box to image pixels. --frame crop / stretch: the input is already a
+person crop of frame_size (one scale; two scales with stretch). --frame grid: heatmaps (F, 25, 56, 56) or
+keypoints (F, 25, 2|3) already on the grid, the old interface: its output adds the denoised heatmaps.
+
+A keypoint is missed where its confidence is not above --min-confidence (default 0). The model's output there
+is its estimate (a model finetuned on paired data has learned to fill a miss; a pretrained one has seen only
+keypoints present in some frame); --missing fill (default) returns it, marked in 'filled'; --missing nan
+returns NaN there. Keypoints of the input's layout that the model does not know (pose25 lacks them) come back
+as the estimator gave them, with denoised[k] False.
 
 OUTPUT (.npz) holds:
-  heatmaps  (F, K, 56, 56) float32  the denoised heatmaps (a coordinate model's, e.g. DeciWatch's, are
-                                     rendered from its keypoints with sigma 1, as its training targets);
-                                     all zero for missing keypoints
-  keypoints (F, K, 2) float32       (x, y) in heatmap pixels within [0, 55]: the argmax of the denoised
-                                     heatmaps, or the coordinate model's mean output clipped to the grid
-                                     (its heatmaps peak at the rounded keypoint); NaN for missing keypoints
-  visible   (F, K) bool             the keypoint was present in the input (the model's output for a
-                                     missing keypoint is untrained: training ignores missing keypoints)
+  keypoints (F, K, 2) float64  x, y in the input's pixels and layout (--frame grid: heatmap pixels, float32)
+  filled    (F, K) bool        missed by the estimator, filled by the model (NaN in keypoints with --missing nan)
+  present   (F, K) bool        output by the estimator (confidence above --min-confidence)
+  denoised  (K,) bool          the keypoint went through the model
+  boxes     (F, 4) float64     per frame (sx, sy, ox, oy): image px = grid px * s + o
+  layout    0-d str            the input's layout
+  heatmaps  (F, 25, 56, 56)    --frame grid only: the denoised heatmaps (all zero for missing keypoints)
+  visible   (F, 25) bool       --frame grid only: present in the input (as 'present')
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from . import files, ops
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 from .noise import MIN_SIGMA, check_sigma
+from .sequences import run_sequence
 
 PROG = "posedenoise.denoise"
 
@@ -58,12 +62,27 @@ class DenoiseConfig:
     sigma: float = field(default=2.0, metadata={"help": "Gaussian sigma for rendering keypoint input"})
     min_confidence: float = field(default=0.0, metadata={
         "help": "a keypoint is missing unless its confidence (3rd value, or a heatmap's maximum) is above this"})
+    frame: str = field(default="image", metadata={
+        "help": "what INPUT's pixels are: 'image' (a full frame: crop by the pretraining rule), 'crop' or 'stretch' "
+                "(a person crop of frame_size, one or two scales), 'grid' (already the 56 x 56 heatmap grid)",
+        "choices": ["image", "crop", "stretch", "grid"]})
+    box_smooth: int = field(default=0, metadata={
+        "help": "--frame image: average each crop box with N frames each side (0: each frame its own box)"})
+    missing: str = field(default="fill", metadata={
+        "help": "a missed keypoint: 'fill' returns the model's estimate, marked in 'filled'; 'nan' returns NaN",
+        "choices": ["fill", "nan"]})
+    layout: Optional[str] = field(default=None, metadata={
+        "help": "the input's keypoint layout where its shape leaves it open (25 keypoints: pose25 or openpose25)"})
+    video: Optional[str] = field(default=None, metadata={
+        "help": "which video of an OpenPose folder (its file prefix) or of a COCO ground truth"})
     batch_size: int = field(default=16, metadata={"help": "windows per forward pass"})
     device: str = field(default="auto", metadata={"help": "where to run", "choices": ["auto", "cpu", "cuda"]})
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise cli.InputError(f"--batch-size: expected a positive integer, got {self.batch_size}")
+        if self.box_smooth < 0:
+            raise cli.InputError(f"--box-smooth: expected an integer >= 0, got {self.box_smooth}")
         if not math.isfinite(self.min_confidence):
             raise cli.InputError(f"--min-confidence: expected a number, got {self.min_confidence}")
 
@@ -165,38 +184,25 @@ def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sig
     return ops.render_heatmaps(xy, visible, sigma, size=size), visible
 
 
-@torch.no_grad()
-def denoise_sequence(model, heatmaps: torch.Tensor, *, window: int = 5, step: int = 1, batch_size: int = 16):
-    """heatmaps (F, K, H, W) -> (denoised (F, K, H, W) or None, keypoints (F, K, 2)), overlaps averaged.
-
-    Window j covers frames j, j + step, ..., j + (window - 1) * step of the edge-padded sequence. A coordinate
-    model's keypoints are clipped to the grid [0, W - 1] x [0, H - 1]: it regresses them freely and can
-    overshoot (seen: -192 to 239), while heatmap space has nothing outside."""
-    F = heatmaps.shape[0]
-    span = (window - 1) * step + 1
-    # At least `step` windows, or some frames lie between every window's frames (step 2: odd frames of a
-    # 9-frame sequence) and would get no output at all.
-    pad = max(0, span + step - 1 - F)
-    left = pad // 2
-    idx = (torch.arange(F + pad) - left).clamp(0, F - 1)                  # edge frames repeated
-    seq = heatmaps[idx]
-    n_win = seq.shape[0] - span + 1
-    frames = torch.arange(n_win)[:, None] + torch.arange(window)[None, :] * step   # (n_win, T)
-    coords_kind = model.output_kind == "coords"
-    acc = torch.zeros((seq.shape[0],) + ((seq.shape[1], 2) if coords_kind else seq.shape[1:]))
-    hits = torch.zeros(seq.shape[0])
-    dev = next(iter(model.parameters()), torch.empty(0)).device
-    for lo in range(0, n_win, batch_size):
-        f = frames[lo:lo + batch_size]                                     # (b, T)
-        out = model(seq[f].to(dev)).float().cpu()                          # (b, T, K, ...) per frame
-        acc.index_add_(0, f.reshape(-1), out.reshape((-1,) + out.shape[2:]))
-        hits.index_add_(0, f.reshape(-1), torch.ones(f.numel()))
-    mean = acc / hits.view((-1,) + (1,) * (acc.dim() - 1))
-    mean = mean[left:left + F]
-    if coords_kind:
-        H, W = heatmaps.shape[-2:]
-        return None, torch.stack([mean[..., 0].clamp(0, W - 1), mean[..., 1].clamp(0, H - 1)], dim=-1)
-    return mean, ops.heatmap_argmax(mean)
+def read_track(cfg: DenoiseConfig, size: int):
+    """INPUT in image pixels -> (Track (posedenoise.data.estimators), its frames on the grid: grid_video's
+    arrays). The paired format's ground truth is never read."""
+    from .data import DataError
+    from .data.estimators import read_track as read
+    from .data.paired import grid_video
+    if cfg.key == "gt":
+        raise cli.InputError(f"INPUT {cfg.input}: --key gt names ground truth, not an estimator's output")
+    try:
+        track = read(cfg.input, layout=cfg.layout, video=cfg.video, key=cfg.key)
+        T, K = track.keypoints.shape[:2]
+        hidden = np.zeros((T, K, 3))                               # no ground truth at inference
+        kp = track.keypoints.copy()
+        kp[..., 2] = np.where(kp[..., 2] > cfg.min_confidence, np.maximum(kp[..., 2], 1e-6), 0.0)
+        grid = grid_video(hidden, track.layout, keypoints=kp, frame_size=track.frame_size, frame=cfg.frame,
+                          smooth=cfg.box_smooth, where=cfg.input)
+    except DataError as e:
+        raise cli.InputError(str(e)) from None
+    return track, grid
 
 
 @cli.command(PROG)
@@ -210,20 +216,74 @@ def main(argv=None):
     size = getattr(model, "size", 56)
     if not check_sigma(cfg.sigma, size):     # the range ops.render_heatmaps renders
         raise cli.InputError(f"--sigma: expected a number in [{MIN_SIGMA}, {size}], got {cfg.sigma}")
+    step = SETUPS[state["config"]["setup"]]["step"]
+    if cfg.frame == "grid":
+        return denoise_grid(cfg, model, size, step, out)
+    track, grid = read_track(cfg, size)
+    cli.warn(PROG, f"{cfg.input}: {track.chosen}")
+    present = torch.from_numpy(grid["confidence"] > 0)                    # (F, 25)
+    est = torch.from_numpy(grid["est"])
+    if getattr(model, "input_kind", "heatmaps") == "coords":
+        p = present.to(torch.float32)[..., None]
+        x = torch.cat([est * p, p], dim=-1)
+    else:
+        x = ops.render_heatmaps(est, present, cfg.sigma, size=size)
+    _, keypoints = run_sequence(model, x, step=step, batch_size=cfg.batch_size, size=size)
+    to_image = grid["to_image"]
+    image = keypoints.double().numpy() * to_image[:, None, :2] + to_image[:, None, 2:]     # (F, 25, 2)
+    # Back to the input's layout: keypoints the model does not know come back as the estimator gave them.
+    from .layout import source_to_target
+    target = source_to_target(track.layout)
+    src = np.array(list(target), dtype=np.int64)
+    dst = np.array(list(target.values()), dtype=np.int64)
+    F, K = track.keypoints.shape[:2]
+    result = track.keypoints[..., :2].astype(np.float64).copy()
+    result[:, src] = image[:, dst]
+    seen = track.keypoints[..., 2] > cfg.min_confidence
+    denoised = np.zeros(K, bool)
+    denoised[src] = True
+    filled = ~seen & denoised[None, :]
+    if cfg.missing == "nan":
+        result[~seen] = np.nan
+    clipped = int(grid["clipped"])
+    with files.atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, keypoints=result, filled=filled if cfg.missing == "fill" else np.zeros_like(filled),
+                     present=seen, denoised=denoised, boxes=to_image, layout=np.array(track.layout))
+    finetuned = bool(state["config"].get("init"))
+    fills = int(filled.sum())
+    print(f"denoised {F} frames, {int(seen[:, denoised].sum())} of {F * int(denoised.sum())} keypoints present, "
+          f"{fills} missed ones " + ("filled (marked in 'filled')" if cfg.missing == "fill" else "left NaN")
+          + (f", {clipped} outside their smoothed box clipped to it" if clipped else "") + f", in image pixels -> {out}")
+    if fills and cfg.missing == "fill" and not finetuned:
+        cli.warn(PROG, f"{cfg.checkpoint}: not finetuned on paired data (no --init in its config): its estimates "
+                       "for missed keypoints are untrained; --missing nan leaves them out")
+
+
+def denoise_grid(cfg: DenoiseConfig, model, size: int, step: int, out: str) -> None:
+    """--frame grid: heatmaps or keypoints already on the 56 x 56 grid (load_input)."""
     heatmaps, visible = load_input(cfg.input, cfg.key, size, getattr(model, "num_keypoints", 25), cfg.sigma,
                                    cfg.min_confidence)
-    step = SETUPS[state["config"]["setup"]]["step"]
-    denoised, keypoints = denoise_sequence(model, heatmaps, step=step, batch_size=cfg.batch_size)
+    x = heatmaps
+    if getattr(model, "input_kind", "heatmaps") == "coords":
+        x = torch.cat([ops.heatmap_argmax(heatmaps) * visible[..., None], visible[..., None].float()], dim=-1) \
+            if heatmaps.dim() == 4 else heatmaps
+    denoised, keypoints = run_sequence(model, x, step=step, batch_size=cfg.batch_size, size=size)
     if denoised is None:  # a coordinate model: render its keypoints at the targets' sigma
         denoised = ops.render_heatmaps(keypoints, visible, 1.0, size=size)
-    # A missing keypoint's output is untrained (the loss ignores it): no map, no coordinates.
     denoised = denoised * visible[..., None, None]
-    keypoints = keypoints.masked_fill(~visible[..., None], float("nan"))
+    filled = ~visible
+    if cfg.missing == "nan":
+        keypoints = keypoints.masked_fill(~visible[..., None], float("nan"))
+        filled = torch.zeros_like(visible)
+    F = heatmaps.shape[0]
     with files.atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, heatmaps=denoised.numpy().astype(np.float32), keypoints=keypoints.numpy().astype(np.float32),
-                     visible=visible.numpy())
-    print(f"denoised {heatmaps.shape[0]} frames ({int(visible.sum())} of {visible.numel()} keypoints present) -> {out}")
+                     visible=visible.numpy(), present=visible.numpy(), filled=filled.numpy(),
+                     denoised=np.ones(visible.shape[1], bool), boxes=np.tile([1.0, 1.0, 0.0, 0.0], (F, 1)),
+                     layout=np.array("pose25"))
+    print(f"denoised {F} frames ({int(visible.sum())} of {visible.numel()} keypoints present) -> {out}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,19 @@ and to test calibrate against errors made by a different process than the traini
 - misses: a visible keypoint is missed (no map, confidence 0) with probability `miss`;
 - swaps: with probability `swap` per frame, the left and right keypoints of the body trade places.
 Maps are written at the estimator's own resolution, 48 x 48 pixels (so reading them exercises the resize
-to 56 x 56), with the ground truth in the same frame.
+to 56 x 56), with the ground truth in the same frame (manifest.json says "frame": "crop").
+
+--image instead writes what mmpose or OpenPose give: keypoints (x, y, confidence) in full-frame image pixels
+of the source (Penn Action's frames, or the synthetic videos' 640 x 480 ones), in the source's own layout
+(penn13 for Penn Action, pose25 for the synthetic videos), no maps; every error parameter is then in image
+pixels, jitter is Student-t with --jitter-df degrees of freedom (0: normal; t is heavy-tailed, as an
+estimator's jitter is), a miss has confidence 0 and position (0, 0), and the confidence of a detection is
+uniform in [0.5, 1]. prepare --paired crops each frame by the pretraining rule from these keypoints.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 
@@ -39,6 +47,7 @@ class Errors:
     sigma_high: float = 3.0
     miss: float = 0.05
     swap: float = 0.01
+    jitter_df: float = 0.0     # Student-t degrees of freedom of the jitter (0: normal); t's sd is jitter
 
 
 def _swap_pairs():
@@ -55,7 +64,11 @@ def simulate(coords: np.ndarray, visible: np.ndarray, errors: Errors, rng: np.ra
     drift[0] = rng.normal(0, errors.drift, (K, 2))                         # start in the stationary law
     for t in range(1, T):                                                  # a recursion over time only
         drift[t] = errors.rho * drift[t - 1] + e[t]
-    est = coords + drift + rng.normal(0, errors.jitter, (T, K, 2))
+    if errors.jitter_df > 2:      # unit-variance t: heavy tails, the same sd
+        noise = rng.standard_t(errors.jitter_df, (T, K, 2)) * np.sqrt((errors.jitter_df - 2) / errors.jitter_df)
+    else:
+        noise = rng.normal(0, 1, (T, K, 2))
+    est = coords + drift + errors.jitter * noise
     swapped = rng.random(T) < errors.swap
     for left, right in _swap_pairs():
         est[swapped, left], est[swapped, right] = est[swapped, right].copy(), est[swapped, left].copy()
@@ -83,6 +96,9 @@ def write_folder(data, out: str, videos: int, errors: Errors, seed: int):
     os.makedirs(out, exist_ok=True)
     frames = 0
     count = min(videos, cache.num_videos)
+    with files.atomic_path(os.path.join(out, "manifest.json")) as tmp:   # the maps are of a person crop
+        with open(tmp, "w") as f:
+            json.dump({"layout": "pose25", "frame": "crop"}, f)
     for v in range(count):
         a, n = int(cache.video_starts[v]), int(cache.video_lengths[v])
         coords = np.asarray(cache.coords[a:a + n], np.float64)
@@ -96,11 +112,56 @@ def write_folder(data, out: str, videos: int, errors: Errors, seed: int):
     return count, frames
 
 
+def write_image_folder(videos, out: str, count: int, errors: Errors, seed: int, layout: str = "pose25"):
+    """RawVideos (image pixels, POSE25) -> one .npz per video of the estimator's keypoints and the ground truth
+    in `layout`, image pixels. -> (videos, frames) written."""
+    from . import files
+    from .layout import source_to_target
+    target = source_to_target(layout)
+    src, dst = np.array(list(target)), np.array(list(target.values()))
+    rng = np.random.default_rng(seed)
+    os.makedirs(out, exist_ok=True)
+    with files.atomic_path(os.path.join(out, "manifest.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump({"layout": layout, "frame": "image"}, f)
+    frames = 0
+    for video in videos[:count]:
+        xy, visible = np.asarray(video.xy, np.float64), np.asarray(video.visible)
+        est, _, peak = simulate(xy, visible, errors, rng)
+        conf = np.where(peak > 0, rng.uniform(0.5, 1.0, peak.shape), 0.0)
+        kp = np.concatenate([np.where(conf[..., None] > 0, est, 0.0), conf[..., None]], axis=-1)
+        gt = np.concatenate([np.nan_to_num(xy), visible[..., None]], axis=-1)
+        with files.atomic_path(os.path.join(out, f"{video.name}.npz")) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, gt=_in_layout(gt, src, dst), keypoints=_in_layout(kp, src, dst), layout=np.array(layout))
+        frames += len(xy)
+    return min(count, len(videos)), frames
+
+
+def _in_layout(a: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(T, 25, 3) POSE25 -> (T, K, 3) in the layout whose keypoint src[i] is POSE25's dst[i]."""
+    out = np.zeros((a.shape[0], len(src), a.shape[2]), np.float32)
+    out[:, src] = a[:, dst]
+    return out
+
+
+def raw_videos(data: str, count: int):
+    """(RawVideos in image pixels, their layout): 'synthetic', or a Penn Action folder."""
+    if data == "synthetic":
+        from .data.synthetic import generate_videos
+        return generate_videos(count, seed=0), "pose25"
+    from .data.penn_action import read_folder
+    return read_folder(data)[:count], "penn13"
+
+
 @cli.command(PROG)
 def main(argv=None):
     ap = cli.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--data", default="synthetic", help="keypoint source: 'synthetic' or a cache from prepare")
+    ap.add_argument("--data", default="synthetic", help="keypoint source: 'synthetic' or a cache from prepare (with "
+                    "--image: 'synthetic' or a Penn Action folder)")
+    ap.add_argument("--image", action="store_true", help="write keypoints in full-frame image pixels (errors in "
+                    "image pixels) instead of person-crop heatmaps")
     ap.add_argument("--out", required=True, help="folder to write (one .npz per video)")
     ap.add_argument("--videos", type=int, default=40, help="how many videos (from the first)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the errors")
@@ -120,7 +181,11 @@ def main(argv=None):
     if bad or errors.sigma_low > errors.sigma_high:
         raise cli.InputError(f"{' '.join(bad) or '--sigma-low above --sigma-high'}: expected rho, miss, swap in "
                              "[0, 1), drift and jitter in [0, 20], 0.1 <= sigma-low <= sigma-high <= 20")
-    count, frames = write_folder(open_data(args.data, step=1), args.out, args.videos, errors, args.seed)
+    if args.image:
+        videos, layout = raw_videos(args.data, args.videos)
+        count, frames = write_image_folder(videos, args.out, args.videos, errors, args.seed, layout)
+    else:
+        count, frames = write_folder(open_data(args.data, step=1), args.out, args.videos, errors, args.seed)
     print(f"wrote {count} videos, {frames} frames of a simulated estimator ({errors}) to {args.out}")
 
 

@@ -19,6 +19,7 @@ import torch
 from . import files
 from .data import DataError, open_data
 from .data.paired import is_paired_data
+from .sequences import image_table, paired_image_report
 from .evaluation import SETUPS, evaluate, filter_test, fit_filters, fmt, format_test_table, run_noise, test_report
 from .models import MODELS, from_config
 
@@ -138,7 +139,12 @@ def main(argv=None):
     report = test_report(tc["model"], tc["setup"], tc["k"], epoch, result, filters=fitted, paired=is_paired_data(data),
                          noise=tc.get("noise"))
     report.update(checkpoint=ckpt, data=data.name, split=cfg.split)
+    image = paired_image_report(model, tc["model"], fitted, data, cfg.split)
+    if image:   # paired data: whole videos in the estimator's image pixels
+        report["image_px"] = image
     print(format_test_table(report))
+    if image:
+        print(image_table(image))
     print("per keypoint group, PCK@0.2:")
     for g, v in report["per_group_pck"].items():
         print(f"  {g:9s} {fmt(v):>8}   identity {fmt(report['identity_per_group_pck'][g]):>8}")

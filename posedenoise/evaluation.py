@@ -144,7 +144,8 @@ def batch_inputs(data, coords: torch.Tensor, visible: torch.Tensor, window_ids: 
         return (*model_batch(coords, visible, window_ids, output_kind, epoch=epoch, input_kind=input_kind, **noise),
                 coords)
     y = None if output_kind == "coords" else ops.render_heatmaps(coords, visible, 1.0, backend=noise.get("backend"))
-    return data.inputs(window_ids), y, coords
+    # A coordinate model (and every filter) reads the estimator's own sub-pixel keypoints, not an argmax.
+    return (data.triples(window_ids) if input_kind == "coords" else data.inputs(window_ids)), y, coords
 
 
 @torch.no_grad()

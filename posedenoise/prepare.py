@@ -9,6 +9,7 @@ on stderr naming the file and the problem, exit code 2, and no cache file.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from collections import Counter
@@ -37,10 +38,20 @@ def parser() -> argparse.ArgumentParser:
                     help="keypoint files in the generic format (.npz or .json, see posedenoise.data.generic)")
     ap.add_argument("--synthetic", type=int, metavar="N", default=0,
                     help="add N generated videos of synthetic motion (posedenoise.data.synthetic)")
-    ap.add_argument("--paired", metavar="DIR",
+    ap.add_argument("--paired", metavar="PATH",
                     help="paired data instead: a folder of a pose estimator's output with ground truth, one .npz "
-                         "per video (format: posedenoise/data/paired.py); writes a paired cache for calibrate "
-                         "and finetuning (train --init RUN --data CACHE)")
+                         "per video (format: posedenoise/data/paired.py), or a COCO-format keypoint results .json "
+                         "with --gt; writes a paired cache for calibrate and finetuning (train --init RUN --data CACHE)")
+    ap.add_argument("--gt", metavar="JSON", help="with --paired RESULTS.json: the COCO-format ground truth (its "
+                    "'images' give the frames, in video_id / frame_id order; each video_id is a video)")
+    ap.add_argument("--frame", choices=("image", "crop", "stretch"), default=None,
+                    help="with --paired: 'image' (default; the estimator's full-frame image pixels): crop each frame "
+                         "by the pretraining rule from the estimator's own keypoints; 'crop': already a square "
+                         "person crop, scaled as a whole; 'stretch': a person crop scaled per axis (two scales). "
+                         "Default: the folder's manifest.json 'frame', else image")
+    ap.add_argument("--box-smooth", type=int, default=0, metavar="N",
+                    help="with --paired --frame image: average each crop box with N frames each side (0: each "
+                         "frame its own box; frames without one take the nearest frames')")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos and of the summary's split")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--out", required=True, metavar="PATH", help="cache file to write (.npz is appended if absent)")
@@ -109,12 +120,28 @@ def main(argv=None):
         print(f"  {name:18s} {s:6.3f}")
 
 
+def image_error(paired) -> np.ndarray:
+    """The estimator's error in its image pixels, over the visible ground truth it found."""
+    found = np.asarray(paired.visible) & (np.asarray(paired.confidence) > 0)
+    d = (np.asarray(paired.est, np.float64) - np.asarray(paired.gt, np.float64)) * np.asarray(paired.to_image)[:, None, :2]
+    return np.linalg.norm(d, axis=-1)[found]
+
+
 def prepare_paired(args) -> None:
     from .data.paired import PairedDataset, build_paired, read_folder, save_paired
     cli.check_seed(args.seed)
     t0 = time.time()
     out = cli.npz_output(args.out, "--out")
-    paired = build_paired(read_folder(args.paired))
+    if args.box_smooth < 0:
+        raise cli.InputError(f"--box-smooth: expected an integer >= 0, got {args.box_smooth}")
+    if args.gt and os.path.isdir(args.paired):
+        raise cli.InputError(f"--gt: {args.paired} is a folder of .npz videos, which hold their ground truth")
+    if os.path.isdir(args.paired) or not args.gt:
+        videos = read_folder(args.paired, args.frame, args.box_smooth)
+    else:
+        from .data.paired import read_coco_videos
+        videos = read_coco_videos(args.paired, args.gt, frame=args.frame or "image", smooth=args.box_smooth)
+    paired = build_paired(videos)
     summary = PairedDataset(paired, seed=args.seed, name=out).summary()
     save_paired(paired, out)
     w, seen = summary["windows"], np.asarray(paired.visible)
@@ -125,14 +152,18 @@ def prepare_paired(args) -> None:
     print(f"windows (T=5, step 1, split by video, seed {args.seed}): train {w['train']}, val {w['val']}, "
           f"test {w['test']}")
     print(f"visible ground-truth keypoints: {int(seen.sum())}; the estimator found {found.mean():.1%} of them, "
-          f"median error {np.median(error) if error.size else float('nan'):.2f} px (56 grid); "
-          f"python -m posedenoise.calibrate {out} measures more")
+          f"median error {np.median(error) if error.size else float('nan'):.2f} px (56 grid)"
+          + (f", {np.median(image_error(paired)):.2f} px in the estimator's image" if paired.to_image is not None
+             else "") + f"; python -m posedenoise.calibrate {out} measures more")
+    outside = 0 if paired.gt_outside is None else int(paired.gt_outside.sum())
+    if outside:
+        print(f"{outside} visible ground-truth keypoints lay outside their frame's crop: not scored or trained on")
     clipped, present = int(paired.clipped.sum()), int((np.asarray(paired.confidence) > 0).sum())
     if clipped:   # after the summary, so that it is the last thing a terminal shows
         most = int(np.argmax(paired.clipped))
         videos = int((paired.clipped > 0).sum())
         cli.warn(PROG, f"{args.paired}: {clipped} of {present} present estimator keypoints ({clipped / present:.2%}) "
-                       f"lay outside their frame and were clipped to the border of the 56 x 56 grid, in {videos} "
+                       f"lay outside their crop and were clipped to the border of the 56 x 56 grid, in {videos} "
                        f"of {paired.num_videos} videos (most: {paired.names[most]}, {int(paired.clipped[most])}); "
                        "recorded per video as 'clipped' in the cache")
 

@@ -35,6 +35,7 @@ from .evaluate import load_checkpoint, model_from_state
 from .evaluation import (SETUPS, batch_inputs, evaluate, filter_test, fit_filters, fmt, format_test_table,
                          masked_mse, overall_dict, run_noise, test_report)
 from .noise import load_noise_json
+from .sequences import image_table, paired_image_report
 from .memory import keep_freed_memory
 from .models import FILTERS, MODELS, build, model_options
 from .models.inputs import input_kind
@@ -368,9 +369,14 @@ def train(cfg: TrainConfig) -> dict:
     report = test_report(cfg.model, cfg.setup, cfg.k, best_epoch, test, filters=fitted, paired=is_paired(data),
                          noise=cfg.noise) \
         | {"model_options": options}
+    image = paired_image_report(net, cfg.model, fitted, data, show=show) if main_rank else None
+    if image:   # paired data: what the user gets, whole test videos in the estimator's image pixels
+        report["image_px"] = image
     if main_rank:
         files.write_json(os.path.join(cfg.out, "test.json"), report)
         print(format_test_table(report))
+        if image:
+            print(image_table(image))
         print(f"run directory: {cfg.out}")
     if writer:
         writer.close()

@@ -6,6 +6,7 @@ import torch
 
 from posedenoise import denoise
 from posedenoise.models import build
+from posedenoise.sequences import run_sequence
 
 HEATMAP = 56
 
@@ -21,9 +22,13 @@ def checkpoint(tmp_path, model_name, setup=1, tweak=None):
 
 
 def run(capsys, *args):
-    """denoise.main in-process -> (exit code, stdout, stderr)."""
+    """denoise.main in-process on input already on the heatmap grid (--frame grid, unless the arguments name
+    a --frame) -> (exit code, stdout, stderr)."""
+    argv = [str(a) for a in args]
+    if "--frame" not in argv:
+        argv += ["--frame", "grid"]
     try:
-        denoise.main([str(a) for a in args])
+        denoise.main(argv)
         code = 0
     except SystemExit as e:
         code = e.code
@@ -49,7 +54,13 @@ def test_confidence_zero_is_missing_at_the_default_threshold(tmp_path, capsys):
     missing = kp[..., 2] == 0
     assert np.array_equal(d["visible"], ~missing)
     assert not d["heatmaps"][missing].any(), "a keypoint with confidence 0 was rendered"
-    assert np.isnan(d["keypoints"][missing]).all()
+    # the default fills a missed keypoint with the model's estimate and marks it; --missing nan leaves it out
+    assert np.array_equal(d["filled"], missing) and np.isfinite(d["keypoints"]).all()
+    code, _, err = run(capsys, checkpoint(tmp_path, "identity"), tmp_path / "kp.npy", tmp_path / "n.npz",
+                       "--missing", "nan")
+    n = np.load(tmp_path / "n.npz")
+    assert code == 0 and np.isnan(n["keypoints"][missing]).all() and not n["filled"].any(), err
+    assert np.array_equal(n["keypoints"][~missing], d["keypoints"][~missing])
     # identity: present keypoints come back where they went in
     assert np.array_equal(d["keypoints"][~missing], kp[..., :2][~missing])
     assert (d["heatmaps"][~missing].max(axis=(1, 2)) > 0).all()
@@ -77,7 +88,7 @@ def test_heatmap_input_takes_the_peak_as_confidence(tmp_path, capsys):
     expected = maps.max(axis=(2, 3)) > 0
     assert np.array_equal(d["visible"], expected) and not d["visible"][2, 3]
     assert np.allclose(d["heatmaps"][expected], maps[expected]) and not d["heatmaps"][2, 3].any()
-    assert tuple(d["keypoints"][4, 7]) == (20, 10) and np.isnan(d["keypoints"][2, 3]).all()
+    assert tuple(d["keypoints"][4, 7]) == (20, 10) and d["filled"][2, 3] and d["filled"].sum() == 1
     code, _, err = run(capsys, ckpt, tmp_path / "h.npy", tmp_path / "d2.npz", "--min-confidence", 1.0)
     assert code == 0, err
     v = np.load(tmp_path / "d2.npz")["visible"]
@@ -120,7 +131,8 @@ def test_coordinate_model_output_is_clipped_to_the_grid_and_matches_its_heatmaps
     assert (d["keypoints"][vis] == (55, 0)).all()
     peak = d["heatmaps"][vis].reshape(vis.sum(), -1).argmax(1)
     assert (peak % HEATMAP == 55).all() and (peak // HEATMAP == 0).all()
-    assert not d["heatmaps"][~vis].any() and np.isnan(d["keypoints"][~vis]).all()
+    assert not d["heatmaps"][~vis].any() and np.array_equal(d["filled"], ~vis)
+    assert (d["keypoints"][~vis] == (55, 0)).all()           # filled, by the same (clipped) model
 
 
 def test_coordinate_model_keypoints_agree_with_their_heatmaps(tmp_path, capsys):
@@ -165,7 +177,7 @@ def test_every_frame_gets_output_whatever_the_length(step):
     model = build("identity")
     seq = torch.rand(14, 25, 8, 8)
     for F in range(1, 15):
-        out, kp = denoise.denoise_sequence(model, seq[:F], step=step)
+        out, kp = run_sequence(model, seq[:F], step=step)
         assert torch.allclose(out, seq[:F]), F
 
 

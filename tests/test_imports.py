@@ -22,7 +22,7 @@ FLOORS = (
     ("ops", ("posedenoise.ops", "posedenoise.kernels")),
     ("data", ("posedenoise.data",)),
     ("models", ("posedenoise.models",)),
-    ("evaluation", ("posedenoise.evaluation",)),
+    ("evaluation", ("posedenoise.evaluation", "posedenoise.sequences")),
     ("commands", ()),
 )
 

@@ -33,7 +33,7 @@ def coco_video(path, T=6, H=64, W=48, peak=0.8):
 
 def test_reader_maps_layout_frame_and_amplitude_by_the_documented_rules(tmp_path):
     xs, ys = coco_video(tmp_path / "a.npz")
-    v = read_video(str(tmp_path / "a.npz"))
+    v = read_video(str(tmp_path / "a.npz"), frame="stretch")
     shoulder_coco, shoulder_pose = COCO17.index("left_shoulder"), POSE25.index("left_shoulder")
     # pixel centres: x' = (x + 0.5) * 56 / W - 0.5, y' = (y + 0.5) * 56 / H - 0.5
     want_gt = ((xs[2, shoulder_coco] + 1 + 0.5) * 56 / 48 - 0.5, (ys[2, shoulder_coco] + 0.5) * 56 / 64 - 0.5)
@@ -65,7 +65,7 @@ def test_keypoint_input_is_mapped_with_its_frame_size(tmp_path):
     kp[:, 4, 2] = 0                                            # right_shoulder: not output
     gt = np.concatenate([kp[..., :2], np.ones((5, 25, 1))], -1)
     np.savez(tmp_path / "k.npz", gt=gt, keypoints=kp, frame_size=np.array([200, 40]))
-    v = read_video(str(tmp_path / "k.npz"))
+    v = read_video(str(tmp_path / "k.npz"), frame="stretch")
     assert v["est"][0, 3] == pytest.approx((100.4 * 56 / 200 - 0.5, 20.4 * 56 / 40 - 0.5))
     assert v["confidence"][0, 3] == pytest.approx(0.9) and v["confidence"][0, 4] == 0
     data = PairedDataset(build_paired([("k", v)]), T=5)
@@ -82,11 +82,11 @@ def test_keypoint_input_is_mapped_with_its_frame_size(tmp_path):
 def test_cache_round_trip_is_memory_mapped_and_windows_match_a_keypoint_cache(tmp_path):
     for i in range(3):
         coco_video(tmp_path / f"v{i}.npz", T=7 + i)
-    paired = build_paired(read_folder(str(tmp_path)))
+    paired = build_paired(read_folder(str(tmp_path), "stretch"))
     save_paired(paired, str(tmp_path / "p.npz"))
     back = load_paired(str(tmp_path / "p.npz"))
     assert isinstance(back.heatmaps, np.memmap) and isinstance(back.gt, np.memmap)
-    for f in ("gt", "visible", "est", "confidence", "heatmaps", "video_lengths"):
+    for f in ("gt", "visible", "est", "confidence", "heatmaps", "video_lengths", "to_image"):
         np.testing.assert_array_equal(np.asarray(getattr(back, f)), np.asarray(getattr(paired, f)))
     assert back.names == ["v0", "v1", "v2"] and back.amplitude == paired.amplitude
     data = open_data(str(tmp_path / "p.npz"), step=1, split="window")
@@ -183,7 +183,7 @@ def test_estimates_outside_the_frame_are_clipped_counted_and_reported(tmp_path, 
             kp[4, 4] = (-50, 20, 0)        # outside, but not output
         gt = np.concatenate([kp[..., :2], np.ones((T, 25, 1))], -1)
         np.savez(folder / f"{name}.npz", gt=gt, keypoints=kp, frame_size=np.array([112, 56]))
-    prepare.main(["--paired", str(folder), "--out", str(tmp_path / "p.npz")])
+    prepare.main(["--paired", str(folder), "--frame", "stretch", "--out", str(tmp_path / "p.npz")])
     out, err = capsys.readouterr()
     present = 2 * T * 25 - 1
     assert "wrote" in out and err.count("\n") == 1, err
@@ -201,6 +201,6 @@ def test_heatmaps_are_never_clipped_and_say_nothing(tmp_path, capsys):
     folder = tmp_path / "est"
     folder.mkdir()
     coco_video(folder / "v.npz")
-    prepare.main(["--paired", str(folder), "--out", str(tmp_path / "p.npz")])
+    prepare.main(["--paired", str(folder), "--frame", "stretch", "--out", str(tmp_path / "p.npz")])
     assert capsys.readouterr().err == ""
     assert load_paired(str(tmp_path / "p.npz")).clipped.tolist() == [0]

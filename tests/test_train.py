@@ -191,13 +191,13 @@ def test_a_run_is_usable_from_anywhere_and_after_its_data_moved(tmp_path, monkey
 
 
 def test_denoise_averages_overlapping_windows_exactly():
-    from posedenoise.denoise import denoise_sequence
     from posedenoise.models import build
+    from posedenoise.sequences import run_sequence
     m = build("identity")
     seq = torch.rand(12, 25, 8, 8)
-    out, kp = denoise_sequence(m, seq)
+    out, kp = run_sequence(m, seq)
     assert torch.allclose(out, seq) and torch.equal(kp, ops.heatmap_argmax(seq))
-    out, _ = denoise_sequence(m, seq[:2])                 # padded with edge frames, then cut back
+    out, _ = run_sequence(m, seq[:2])                 # padded with edge frames, then cut back
     assert torch.allclose(out, seq[:2])
 
 

@@ -369,6 +369,16 @@ def _coco_gt(gt_path: str, video) -> Tuple[List[dict], Dict[Any, List[Tuple[np.n
     return images, people, ids, frame_size
 
 
+def coco_video_ids(gt_path: str) -> List:
+    """The video ids of a COCO ground truth's images (video_id or vid_id), sorted; [] when it has none."""
+    doc = _load_json(gt_path)
+    images = doc.get("images") if isinstance(doc, dict) else None
+    if not isinstance(images, list):
+        raise DataError(f"{gt_path}: field 'images': expected a list" + ("" if isinstance(doc, dict) and "images"
+                                                                         in doc else " (missing)"))
+    return sorted({_video_of(img) for img in images if isinstance(img, dict)} - {None}, key=str)
+
+
 def read_coco(path: str, gt: Optional[str] = None, video=None) -> Track:
     """COCO keypoint results (and optionally the COCO ground truth they were computed on) -> one Track."""
     results = _coco_results(path)

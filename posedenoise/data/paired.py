@@ -2,34 +2,43 @@
 
 The folder format (one .npz per video, the file name is the video's name; `manifest.json` optional):
 
-    gt          (T, K, 3) float   ground truth x, y, visibility (> 0: visible), in the estimator's pixel frame
-    heatmaps    (T, K, H, W) float   the estimator's heatmaps; x in [0, W) and y in [0, H) are their pixels
+    gt          (T, K, 3) float   ground truth x, y, visibility (> 0: visible), in the estimator's pixels
+    keypoints   (T, K, 3) float   the estimator's x, y, confidence (0: not output, a miss), in the same pixels
       or
-    keypoints   (T, K, 3) float   the estimator's x, y, confidence (0: not output), in the same frame as gt
-    frame_size  (2,) int          (width, height) of that frame; required with keypoints
+    heatmaps    (T, K, H, W) float   the estimator's heatmaps of a person crop (--frame crop or stretch)
+    frame_size  (2,) int          (width, height) of the frame; needed with keypoints and --frame crop/stretch
     layout      0-d str           the K keypoints' layout: pose25, coco17, penn13 or openpose25
                                   (posedenoise.layout); default: manifest.json's "layout", else pose25 if K = 25
 
-manifest.json, if present: {"layout": "coco17", "videos": ["name", ...]} (the videos to read, in order;
-default: every .npz of the folder, sorted). The frame is the estimator's own (a top-down estimator's person
-crop): nothing is cropped here.
+manifest.json, if present: {"layout": "coco17", "videos": ["name", ...], "frame": "crop"} (the videos to
+read, in order, default: every .npz of the folder, sorted; the frame rule below, default "image"). A COCO-format results file with COCO-format ground truth is read
+too (prepare --paired RESULTS.json --gt GT.json; posedenoise.data.estimators).
 
 Mapping onto this project's grid (POSE25, 56 x 56), documented rules:
 - layout: each source keypoint goes to its POSE25 keypoint (posedenoise.layout.source_to_target); POSE25
   keypoints the layout lacks get no map, confidence 0 and an invisible ground truth.
-- size: a frame of W x H pixels is resized to 56 x 56 (each axis on its own when H != W); pixel centres map
-  to pixel centres: x' = (x + 0.5) * 56 / W - 0.5, likewise y. Heatmaps are resized by bilinear
-  interpolation (torch.nn.functional.interpolate, align_corners=False, antialias=True when shrinking).
+- frame (prepare --paired --frame): "image" (the default: what mmpose, Detectron2 and OpenPose write, full
+  frames in image pixels) crops each frame by the pretraining rule (posedenoise.data.preprocess: the box of
+  the present keypoints, 10% per side, made square, one scale for both axes) applied to the ESTIMATOR's
+  present keypoints, since the ground truth is not there at inference; --box-smooth N averages the boxes
+  over N frames each side. "crop": the frame is already a square person crop, scaled onto the grid as a
+  whole (pixel centres to pixel centres: x' = (x + 0.5) * 56 / W - 0.5); a frame that is not square is
+  refused. "stretch": the same with each axis on its own (asked for: the only way two scales are used).
+  Every frame keeps its way back, `to_image` (sx, sy, ox, oy): image px = grid px * s + o, so errors are
+  reported in image pixels. Heatmaps are resized by bilinear interpolation (align_corners=False,
+  antialias=True when shrinking); they are taken with --frame crop or stretch only.
 - amplitude: the simulation's maps are a delta of 255 blurred (SPEC), so each holds a mass (sum) of 255
   whatever its width. The estimator's maps are scaled by 255 / A, where A is the median over the data set of
   the mass of a visible keypoint's (resized) map, stored as `amplitude`: a typical map gets the simulation's
   mass, a weak one stays weaker, and the shape (the estimator's own blur) is kept.
 - estimator keypoints (`est`): the argmax of the resized maps, or the given keypoints mapped to the grid and
   clipped to it, [0, 55] per axis (as the renderer clips them); the present ones (confidence > 0) that lay
-  outside the frame (x < -0.5 or x >= W - 0.5, likewise y: off the grid once rounded) are counted per video
+  outside the crop (x < -0.5 or x >= 55.5, off the grid once rounded: a smoothed box can leave one out) are
+  counted per video
   (`clipped`; prepare --paired reports them); confidence: the map's maximum (before scaling), or the given
   confidence.
-- ground truth outside the frame, or not visible, is invisible: it is neither scored nor trained on.
+- ground truth outside the crop, or not visible, is invisible: it is neither scored nor trained on; visible
+  ground truth outside the crop is counted per video (`gt_outside`; prepare --paired reports it).
   Training and PCK use its nearest grid pixel, as for every cache (the keypoint cache stores int16 pixels);
   calibration uses the exact sub-pixel position.
 
@@ -51,6 +60,7 @@ import torch
 
 from .. import files
 from ..layout import LAYOUTS, POSE25, source_to_target
+from .preprocess import crop_boxes
 from .cache import KeypointCache, _memmap_member, cache_kind, register_opener
 from .errors import DataError
 from .windows import Dataset
@@ -59,7 +69,8 @@ SIZE = 56
 KIND = "paired"
 FORMAT_VERSION = 1
 AMPLITUDE = 255.0   # the mass (sum) of a map the models are trained on
-_FRAME_FIELDS = ("gt", "visible", "est", "confidence", "heatmaps")
+_FRAME_FIELDS = ("gt", "visible", "est", "confidence", "heatmaps", "to_image")
+_VIDEO_COUNTS = ("clipped", "gt_outside")   # per video, reported by prepare --paired
 
 
 @dataclass
@@ -84,6 +95,8 @@ class PairedCache:
     names: List[str]
     amplitude: float = AMPLITUDE      # the estimator's typical map mass (the heatmaps were scaled by 255 / it)
     clipped: Optional[np.ndarray] = None   # (V,) int64: present estimator keypoints clipped to the grid
+    to_image: Optional[np.ndarray] = None  # (F, 4) float64 (sx, sy, ox, oy): image px = grid px * s + o
+    gt_outside: Optional[np.ndarray] = None   # (V,) int64: visible ground truth outside the crop (not scored)
 
     @property
     def num_frames(self) -> int:
@@ -96,10 +109,7 @@ class PairedCache:
 
 # --- reading the folder -----------------------------------------------------------------------------------
 
-def _to_grid(xy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel centres of a width x height frame -> pixel centres of the 56 x 56 grid."""
-    scale = np.array([SIZE / width, SIZE / height], dtype=np.float64)
-    return ((np.asarray(xy, np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+FRAMES = ("image", "crop", "stretch")   # how an estimator's frame becomes the grid (the module's docstring)
 
 
 def _array(z, path: str, name: str, ndim: int) -> np.ndarray:
@@ -112,8 +122,87 @@ def _array(z, path: str, name: str, ndim: int) -> np.ndarray:
     return a
 
 
-def read_video(path: str, layout: Optional[str] = None) -> dict:
-    """One video file -> its frame arrays on the grid (heatmaps unscaled: the amplitude is set per data set)."""
+def frame_map(frame: str, width: int, height: int, T: int, where: str) -> np.ndarray:
+    """The per-frame map from a person-crop frame of width x height pixels to the grid, as to_image rows
+    (sx, sy, ox, oy): image = grid * s + o. "crop": one scale (the frame must be square: a person crop is
+    never resized with two scales unasked); "stretch": each axis its own (asked for). Pixel centres map to
+    pixel centres: x' = (x + 0.5) * 56 / W - 0.5."""
+    if frame == "crop" and width != height:
+        raise DataError(f"{where}: a {width} x {height} frame is not square, and --frame crop scales a person "
+                        "crop onto 56 x 56 by one scale: give --frame image (crop each frame by the pretraining "
+                        "rule) or --frame stretch (scale each axis on its own)")
+    sx, sy = width / SIZE, height / SIZE
+    return np.tile([sx, sy, 0.5 * sx - 0.5, 0.5 * sy - 0.5], (T, 1))
+
+
+def grid_video(gt: np.ndarray, layout: str, *, keypoints: Optional[np.ndarray] = None,
+               maps: Optional[np.ndarray] = None, frame_size=None, frame: str = "image", smooth: int = 0,
+               where: str = "") -> dict:
+    """One video's ground truth (T, K, 3) and the estimator's keypoints (T, K, 3) or heatmaps (T, K, H, W), in
+    the source layout and the estimator's pixels, -> its frame arrays on the grid (heatmaps unscaled: the
+    amplitude is set per data set), with `to_image` (T, 4), the way back to the estimator's pixels.
+
+    frame "image": each frame is cropped by the pretraining rule (data.preprocess) from the estimator's own
+    present keypoints, boxes smoothed over `smooth` frames each side; "crop" and "stretch": the frame (of
+    frame_size, or the maps' size) is already a person crop (frame_map)."""
+    T, K = gt.shape[:2]
+    target = source_to_target(layout)                          # source index -> POSE25 index
+    src, dst = np.array(list(target), dtype=np.int64), np.array(list(target.values()), dtype=np.int64)
+    out = {"gt": np.zeros((T, len(POSE25), 2), np.float32), "visible": np.zeros((T, len(POSE25)), bool),
+           "est": np.zeros((T, len(POSE25), 2), np.float32), "confidence": np.zeros((T, len(POSE25)), np.float32)}
+    if maps is not None:
+        if frame == "image":
+            raise DataError(f"{where}: heatmaps with --frame image: maps are not cropped here; give the "
+                            "estimator's keypoints (x, y, confidence in image pixels), or --frame crop / stretch "
+                            "if the maps are of a person crop")
+        height, width = maps.shape[2:]
+        to_image = frame_map(frame, width, height, T, where)
+    elif frame == "image":
+        present = keypoints[..., 2] > 0
+        boxes = crop_boxes(keypoints[..., :2], present, smooth=smooth if smooth else -1)
+        if not boxes.ok.any():
+            raise DataError(f"{where}: no frame has 2 present estimator keypoints (confidence > 0), so no frame "
+                            "can be cropped")
+        to_image = np.concatenate([np.repeat(boxes.side[:, None] / (SIZE - 1), 2, axis=1), boxes.origin], axis=1)
+    else:
+        if frame_size is None:
+            raise DataError(f"{where}: missing field 'frame_size' (width, height), needed with 'keypoints' and "
+                            f"--frame {frame}")
+        to_image = frame_map(frame, int(frame_size[0]), int(frame_size[1]), T, where)
+    scale, offset = to_image[:, None, :2], to_image[:, None, 2:]
+
+    def grid(xy):
+        return ((np.asarray(xy, np.float64) - offset) / scale).astype(np.float32)
+
+    xy = grid(gt[..., :2])
+    inside = ((xy >= -0.5) & (xy < SIZE - 0.5)).all(-1)        # rounds onto the grid
+    out["gt"][:, dst] = xy[:, src]
+    out["visible"][:, dst] = ((gt[..., 2] > 0) & inside)[:, src]
+    out["gt_outside"] = int(((gt[..., 2] > 0) & ~inside)[:, src].sum())
+    out["to_image"] = to_image
+    if maps is not None:
+        from .. import ops
+        t = torch.from_numpy(np.ascontiguousarray(maps[:, src], dtype=np.float32))
+        if (height, width) != (SIZE, SIZE):
+            t = torch.nn.functional.interpolate(t, size=(SIZE, SIZE), mode="bilinear", align_corners=False,
+                                                antialias=height > SIZE or width > SIZE)
+        resized = np.zeros((T, len(POSE25), SIZE, SIZE), np.float32)
+        resized[:, dst] = t.numpy()
+        out["heatmaps"] = resized
+        out["est"][:, dst] = ops.heatmap_argmax(t).numpy()
+        out["confidence"][:, dst] = maps[:, src].max(axis=(2, 3))
+        out["clipped"] = 0                                      # an argmax lies on the grid
+    else:
+        est, confidence = grid(keypoints[..., :2]), keypoints[..., 2].astype(np.float32)
+        # Outside the crop: off its outermost pixels, as for gt (inside, within [0, 55], is a sub-pixel move).
+        outside = ((est[:, src] < -0.5) | (est[:, src] >= SIZE - 0.5)).any(-1) & (confidence[:, src] > 0)
+        out["est"][:, dst], out["confidence"][:, dst] = np.clip(est[:, src], 0, SIZE - 1), confidence[:, src]
+        out["clipped"] = int(outside.sum())
+    return out
+
+
+def read_video(path: str, layout: Optional[str] = None, frame: str = "image", smooth: int = 0) -> dict:
+    """One video file -> grid_video's frame arrays."""
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as e:  # truncated, pickled, not numpy at all: whatever np.load raises
@@ -138,54 +227,26 @@ def read_video(path: str, layout: Optional[str] = None) -> dict:
                             f"{layout!r} for K = {K}")
         if len(LAYOUTS[layout]) != K:
             raise DataError(f"{path}: field 'gt': layout {layout} has {len(LAYOUTS[layout])} keypoints, got K = {K}")
+        maps = kp = size = None
         if "heatmaps" in z:
             maps = _array(z, path, "heatmaps", 4)
             if maps.shape[:2] != (T, K) or min(maps.shape[2:]) < 2:
                 raise DataError(f"{path}: field 'heatmaps': expected ({T}, {K}, H, W) with H, W >= 2, got "
                                 f"{maps.shape}")
-            height, width = maps.shape[2:]
-            est = confidence = None
         else:
             kp = _array(z, path, "keypoints", 3)
             if kp.shape != (T, K, 3):
                 raise DataError(f"{path}: field 'keypoints': expected ({T}, {K}, 3), got {kp.shape}")
-            if "frame_size" not in z:
-                raise DataError(f"{path}: missing field 'frame_size' (width, height), needed with 'keypoints'")
+        if "frame_size" in z:
             size = _array(z, path, "frame_size", 1)
             if size.shape != (2,) or (size < 2).any():
                 raise DataError(f"{path}: field 'frame_size': expected (width, height) >= 2, got {size.tolist()}")
-            width, height = int(size[0]), int(size[1])
-            maps, est, confidence = None, _to_grid(kp[..., :2], width, height), kp[..., 2].astype(np.float32)
-    target = source_to_target(layout)                          # source index -> POSE25 index
-    src, dst = np.array(list(target), dtype=np.int64), np.array(list(target.values()), dtype=np.int64)
-    out = {"gt": np.zeros((T, len(POSE25), 2), np.float32), "visible": np.zeros((T, len(POSE25)), bool),
-           "est": np.zeros((T, len(POSE25), 2), np.float32), "confidence": np.zeros((T, len(POSE25)), np.float32)}
-    xy = _to_grid(gt[..., :2], width, height)
-    inside = ((xy >= -0.5) & (xy < SIZE - 0.5)).all(-1)        # rounds onto the grid
-    out["gt"][:, dst] = xy[:, src]
-    out["visible"][:, dst] = ((gt[..., 2] > 0) & inside)[:, src]
-    if maps is not None:
-        from .. import ops
-        t = torch.from_numpy(np.ascontiguousarray(maps[:, src], dtype=np.float32))
-        if (height, width) != (SIZE, SIZE):
-            t = torch.nn.functional.interpolate(t, size=(SIZE, SIZE), mode="bilinear", align_corners=False,
-                                                antialias=height > SIZE or width > SIZE)
-        resized = np.zeros((T, len(POSE25), SIZE, SIZE), np.float32)
-        resized[:, dst] = t.numpy()
-        out["heatmaps"] = resized
-        out["est"][:, dst] = ops.heatmap_argmax(t).numpy()
-        out["confidence"][:, dst] = maps[:, src].max(axis=(2, 3))
-        out["clipped"] = 0                                      # an argmax lies on the grid
-    else:
-        # Outside the frame: off its outermost pixels, as for gt (inside, within [0, 55], is a sub-pixel move).
-        outside = ((est[:, src] < -0.5) | (est[:, src] >= SIZE - 0.5)).any(-1) & (confidence[:, src] > 0)
-        out["est"][:, dst], out["confidence"][:, dst] = np.clip(est[:, src], 0, SIZE - 1), confidence[:, src]
-        out["clipped"] = int(outside.sum())
-    return out
+    return grid_video(gt, layout, keypoints=kp, maps=maps, frame_size=size, frame=frame, smooth=smooth, where=path)
 
 
-def read_folder(folder: str) -> List[tuple]:
-    """(name, read_video(...)) for the videos of a paired-data folder, in manifest or sorted order."""
+def read_folder(folder: str, frame: Optional[str] = None, smooth: int = 0) -> List[tuple]:
+    """(name, read_video(...)) for the videos of a paired-data folder, in manifest or sorted order. frame:
+    FRAMES' name; None takes manifest.json's "frame", else "image"."""
     if not os.path.isdir(folder):
         raise DataError(f"{folder}: no such folder")
     manifest_path, layout = os.path.join(folder, "manifest.json"), None
@@ -199,6 +260,10 @@ def read_folder(folder: str) -> List[tuple]:
         if not isinstance(manifest, dict):
             raise DataError(f"{manifest_path}: expected an object with 'layout' and/or 'videos'")
         layout = manifest.get("layout")
+        if frame is None and manifest.get("frame") is not None:
+            frame = manifest["frame"]
+            if frame not in FRAMES:
+                raise DataError(f"{manifest_path}: field 'frame': expected one of {FRAMES}, got {frame!r}")
         if "videos" in manifest:
             names = manifest["videos"]
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -210,7 +275,21 @@ def read_folder(folder: str) -> List[tuple]:
         path = os.path.join(folder, name + ".npz")
         if not os.path.isfile(path):
             raise DataError(f"{manifest_path}: video {name!r} listed, but {path} does not exist")
-        out.append((name, read_video(path, layout)))
+        out.append((name, read_video(path, layout, frame or "image", smooth)))
+    return out
+
+
+def read_coco_videos(results: str, gt: str, frame: str = "image", smooth: int = 0) -> List[tuple]:
+    """(name, grid_video(...)) for every video of a COCO-format ground truth (one video when its images
+    carry no video ids), the estimator's person read from a COCO-format results file
+    (posedenoise.data.estimators.read_coco, which says how it chose); names are the video ids."""
+    from .estimators import coco_video_ids, read_coco
+    out = []
+    for video in coco_video_ids(gt) or [None]:
+        track = read_coco(results, gt=gt, video=video)
+        name = "video" if video is None else str(video)
+        out.append((name, grid_video(track.gt, track.layout, keypoints=track.keypoints, frame_size=track.frame_size,
+                                     frame=frame, smooth=smooth, where=f"{results} (video {name})")))
     return out
 
 
@@ -229,8 +308,8 @@ def build_paired(videos: List[tuple]) -> PairedCache:
     lengths = np.array([len(v["gt"]) for _, v in videos], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     return PairedCache(cat["gt"], cat["visible"], cat["est"], cat["confidence"], cat.get("heatmaps"), starts,
-                       lengths, [n for n, _ in videos], amplitude,
-                       np.array([v.get("clipped", 0) for _, v in videos], dtype=np.int64))
+                       lengths, [n for n, _ in videos], amplitude, to_image=cat["to_image"],
+                       **{f: np.array([v.get(f, 0) for _, v in videos], dtype=np.int64) for f in _VIDEO_COUNTS})
 
 
 # --- the cache file ----------------------------------------------------------------------------------------
@@ -238,8 +317,9 @@ def build_paired(videos: List[tuple]) -> PairedCache:
 def save_paired(cache: PairedCache, path: str) -> None:
     """Write the cache atomically, uncompressed (its frame arrays are memory-mapped by load_paired)."""
     arrays = {f: np.ascontiguousarray(getattr(cache, f)) for f in _FRAME_FIELDS if getattr(cache, f) is not None}
-    if cache.clipped is not None:
-        arrays["clipped"] = np.asarray(cache.clipped, dtype=np.int64)
+    for f in _VIDEO_COUNTS:
+        if getattr(cache, f) is not None:
+            arrays[f] = np.asarray(getattr(cache, f), dtype=np.int64)
     with files.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays, video_starts=cache.video_starts, video_lengths=cache.video_lengths,
@@ -266,7 +346,7 @@ def load_paired(path: str) -> PairedCache:
                             "posedenoise.prepare --paired DIR makes one")
         with np.load(path, allow_pickle=False) as z:
             small = {k: z[k] for k in ("video_starts", "video_lengths", "names", "amplitude", "kind", "version",
-                                       "clipped") if k in z.files}
+                                       *_VIDEO_COUNTS) if k in z.files}
         if str(small["kind"]) != KIND or int(small["version"]) != FORMAT_VERSION:
             raise DataError(f"{path}: kind {small['kind']} version {small['version']}: expected {KIND} "
                             f"{FORMAT_VERSION}")
@@ -276,19 +356,21 @@ def load_paired(path: str) -> PairedCache:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error) as e:
         raise DataError(f"{path}: not a readable paired-data cache ({type(e).__name__}: {e})") from None
     F, K = big["gt"].shape[0], len(POSE25)
-    shapes = {"gt": (F, K, 2), "visible": (F, K), "est": (F, K, 2), "confidence": (F, K), "heatmaps": (F, K, SIZE, SIZE)}
+    shapes = {"gt": (F, K, 2), "visible": (F, K), "est": (F, K, 2), "confidence": (F, K), "heatmaps": (F, K, SIZE, SIZE),
+              "to_image": (F, 4)}
     for f, a in big.items():
         if a.shape != shapes[f]:
             raise DataError(f"{path}: field {f!r}: expected shape {shapes[f]}, got {a.shape}")
     lengths = small["video_lengths"].astype(np.int64)
     if int(lengths.sum()) != F or len(small["names"]) != len(lengths):
         raise DataError(f"{path}: video_lengths/names do not describe the {F} frames")
-    clipped = small.get("clipped")
-    if clipped is not None and clipped.shape != lengths.shape:
-        raise DataError(f"{path}: field 'clipped': expected shape {lengths.shape}, got {clipped.shape}")
+    for f in _VIDEO_COUNTS:
+        if f in small and small[f].shape != lengths.shape:
+            raise DataError(f"{path}: field {f!r}: expected shape {lengths.shape}, got {small[f].shape}")
+    counts = {f: small[f].astype(np.int64) if f in small else None for f in _VIDEO_COUNTS}
     return PairedCache(big["gt"], big["visible"], big["est"], big["confidence"], big.get("heatmaps"),
                        small["video_starts"].astype(np.int64), lengths, small["names"].tolist(),
-                       float(small["amplitude"]), None if clipped is None else clipped.astype(np.int64))
+                       float(small["amplitude"]), to_image=big.get("to_image"), **counts)
 
 
 def is_paired_data(data) -> bool:
@@ -312,16 +394,27 @@ class PairedDataset(Dataset):
         self.paired = paired
 
     def inputs(self, window_ids: torch.Tensor) -> torch.Tensor:
-        """(B,) window ids -> the estimator's heatmaps (B, T, 25, 56, 56) float32, on the ids' device. An
-        estimator that gave keypoints only: its keypoints (confidence > 0) rendered at sigma 1, amplitude 255."""
-        frames = self.window_frames(window_ids)                                          # (B, T)
-        if self.paired.heatmaps is not None:
-            x = torch.from_numpy(np.asarray(self.paired.heatmaps[frames], dtype=np.float32))
-            return x.to(window_ids.device)
-        from .. import ops
-        est = torch.from_numpy(np.asarray(self.paired.est[frames])).to(window_ids.device)
-        seen = torch.from_numpy(np.asarray(self.paired.confidence[frames]) > 0).to(window_ids.device)
-        return ops.render_heatmaps(est, seen, 1.0)
+        """(B,) window ids -> the estimator's heatmaps (B, T, 25, 56, 56) float32, on the ids' device."""
+        return self.frame_inputs(self.window_frames(window_ids), "heatmaps").to(window_ids.device)
+
+    def triples(self, window_ids: torch.Tensor) -> torch.Tensor:
+        """(B,) window ids -> what a coordinate model reads (B, T, 25, 3), on the ids' device."""
+        return self.frame_inputs(self.window_frames(window_ids), "coords").to(window_ids.device)
+
+    def frame_inputs(self, frames: np.ndarray, kind: str) -> torch.Tensor:
+        """Rows of the frame arrays (...,) -> a model's input for them on the CPU, float32: kind "heatmaps",
+        the estimator's maps (..., 25, 56, 56), or where it gave keypoints only, its keypoints (confidence > 0)
+        rendered at sigma 1, amplitude 255; kind "coords", its own sub-pixel keypoints on the grid and
+        whether it output them (..., 25, 3) = (x, y, present), a miss (0, 0, 0) (models/inputs.py)."""
+        present = torch.from_numpy(np.asarray(self.paired.confidence[frames]) > 0)
+        if kind == "heatmaps" and self.paired.heatmaps is not None:
+            return torch.from_numpy(np.asarray(self.paired.heatmaps[frames], dtype=np.float32))
+        est = torch.from_numpy(np.asarray(self.paired.est[frames], dtype=np.float32))
+        if kind == "heatmaps":
+            from .. import ops
+            return ops.render_heatmaps(est, present, 1.0)
+        p = present.to(torch.float32)[..., None]
+        return torch.cat([est * p, p], dim=-1)
 
 
 # A paired cache file opens as a PairedDataset, wherever a cache file is accepted (data.open_data).
