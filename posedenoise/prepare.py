@@ -136,11 +136,13 @@ def prepare_paired(args) -> None:
         raise cli.InputError(f"--box-smooth: expected an integer >= 0, got {args.box_smooth}")
     if args.gt and os.path.isdir(args.paired):
         raise cli.InputError(f"--gt: {args.paired} is a folder of .npz videos, which hold their ground truth")
+    skipped = []
     if os.path.isdir(args.paired) or not args.gt:
-        videos = read_folder(args.paired, args.frame, args.box_smooth)
+        videos = read_folder(args.paired, args.frame, args.box_smooth, skipped)
     else:
         from .data.paired import read_coco_videos
-        videos = read_coco_videos(args.paired, args.gt, frame=args.frame or "image", smooth=args.box_smooth)
+        videos = read_coco_videos(args.paired, args.gt, frame=args.frame or "image", smooth=args.box_smooth,
+                                  skipped=skipped)
     paired = build_paired(videos)
     summary = PairedDataset(paired, seed=args.seed, name=out).summary()
     save_paired(paired, out)
@@ -155,6 +157,9 @@ def prepare_paired(args) -> None:
           f"median error {np.median(error) if error.size else float('nan'):.2f} px (56 grid)"
           + (f", {np.median(image_error(paired)):.2f} px in the estimator's image" if paired.to_image is not None
              else "") + f"; python -m posedenoise.calibrate {out} measures more")
+    if skipped:
+        print(f"{len(skipped)} videos left out: the estimator output no frame with 2 keypoints in them "
+              f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})")
     outside = 0 if paired.gt_outside is None else int(paired.gt_outside.sum())
     if outside:
         print(f"{outside} visible ground-truth keypoints lay outside their frame's crop: not scored or trained on")

@@ -473,7 +473,22 @@ def _log(writer, row):
 @cli.command(PROG)
 def main(argv=None):
     cfg = cli.parse(TrainConfig, argv, PROG, __doc__.split("\n\n")[0])
-    train(cfg)
+    report = train(cfg)
+    if not (sys.argv[1:] if argv is None else argv) and report is not None:   # the demo: something to look at
+        demo_pictures(cfg.out)
+
+
+def demo_pictures(out: str) -> List[str]:
+    """A run's learning curves (curves.png: validation PCK@0.2 with its best filter's, train loss) and its
+    first test window through inspect (window.png: input, prediction and target per frame)."""
+    from . import inspect
+    from .experiments import load_run
+    from .results import draw_curves
+    curves, window = os.path.join(out, "curves.png"), os.path.join(out, "window.png")
+    draw_curves([load_run(out)], f"learning curves: {out}", curves)
+    print(f"wrote {curves}")
+    inspect.main([out, "--window", "0", "--out", window])          # prints "wrote <window>"
+    return [curves, window]
 
 
 if __name__ == "__main__":

@@ -415,3 +415,17 @@ def test_a_measured_noise_law_is_trained_on_recorded_and_evaluated(tmp_path):
     os.remove(tmp_path / "noise.json")                     # the run carries its law
     evaluate.main([str(out), "--out", str(tmp_path / "e.json")])
     assert json.loads((tmp_path / "e.json").read_text())["identity_pck"] == test["identity_pck"]
+
+
+def test_demo_pictures_are_pngs_of_the_run(tmp_path):
+    """What the demo writes after training: curves.png and window.png, real PNGs of the run's own files."""
+    from posedenoise import train as train_cmd
+    out = tmp_path / "run"
+    train_cmd.main(["--data", "synthetic", "--num-windows", "120", "--batch-size", "16", "--epochs", "2", "--out", str(out),
+                    "--quiet"])
+    paths = train_cmd.demo_pictures(str(out))
+    assert [os.path.basename(p) for p in paths] == ["curves.png", "window.png"]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", p
+        assert os.path.getsize(p) > 10_000, p        # drawn, not an empty canvas

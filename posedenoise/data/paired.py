@@ -112,6 +112,21 @@ class PairedCache:
 FRAMES = ("image", "crop", "stretch")   # how an estimator's frame becomes the grid (the module's docstring)
 
 
+class NoPerson(DataError):
+    """A video in which the estimator output no frame with 2 keypoints: nothing to crop (a data set skips it)."""
+
+
+def _skip_empty(name: str, read, skipped: Optional[List[str]]):
+    """read() -> (name, arrays), or None where the estimator found nobody and `skipped` collects such names."""
+    try:
+        return name, read()
+    except NoPerson:
+        if skipped is None:
+            raise
+        skipped.append(name)
+        return None
+
+
 def _array(z, path: str, name: str, ndim: int) -> np.ndarray:
     a = z[name]
     if not np.issubdtype(a.dtype, np.number) or a.ndim != ndim:
@@ -161,8 +176,8 @@ def grid_video(gt: np.ndarray, layout: str, *, keypoints: Optional[np.ndarray] =
         present = keypoints[..., 2] > 0
         boxes = crop_boxes(keypoints[..., :2], present, smooth=smooth if smooth else -1)
         if not boxes.ok.any():
-            raise DataError(f"{where}: no frame has 2 present estimator keypoints (confidence > 0), so no frame "
-                            "can be cropped")
+            raise NoPerson(f"{where}: no frame has 2 present estimator keypoints (confidence > 0), so no frame "
+                           "can be cropped")
         to_image = np.concatenate([np.repeat(boxes.side[:, None] / (SIZE - 1), 2, axis=1), boxes.origin], axis=1)
     else:
         if frame_size is None:
@@ -244,9 +259,11 @@ def read_video(path: str, layout: Optional[str] = None, frame: str = "image", sm
     return grid_video(gt, layout, keypoints=kp, maps=maps, frame_size=size, frame=frame, smooth=smooth, where=path)
 
 
-def read_folder(folder: str, frame: Optional[str] = None, smooth: int = 0) -> List[tuple]:
+def read_folder(folder: str, frame: Optional[str] = None, smooth: int = 0,
+                skipped: Optional[List[str]] = None) -> List[tuple]:
     """(name, read_video(...)) for the videos of a paired-data folder, in manifest or sorted order. frame:
-    FRAMES' name; None takes manifest.json's "frame", else "image"."""
+    FRAMES' name; None takes manifest.json's "frame", else "image". A video in which the estimator output
+    nobody (NoPerson) is left out and named in `skipped` when a list is given, else raises."""
     if not os.path.isdir(folder):
         raise DataError(f"{folder}: no such folder")
     manifest_path, layout = os.path.join(folder, "manifest.json"), None
@@ -275,11 +292,15 @@ def read_folder(folder: str, frame: Optional[str] = None, smooth: int = 0) -> Li
         path = os.path.join(folder, name + ".npz")
         if not os.path.isfile(path):
             raise DataError(f"{manifest_path}: video {name!r} listed, but {path} does not exist")
-        out.append((name, read_video(path, layout, frame or "image", smooth)))
+        out.append(_skip_empty(name, lambda: read_video(path, layout, frame or "image", smooth), skipped))
+    out = [v for v in out if v is not None]
+    if not out:
+        raise DataError(f"{folder}: the estimator output nobody in any video (no frame with 2 present keypoints)")
     return out
 
 
-def read_coco_videos(results: str, gt: str, frame: str = "image", smooth: int = 0) -> List[tuple]:
+def read_coco_videos(results: str, gt: str, frame: str = "image", smooth: int = 0,
+                     skipped: Optional[List[str]] = None) -> List[tuple]:
     """(name, grid_video(...)) for every video of a COCO-format ground truth (one video when its images
     carry no video ids), the estimator's person read from a COCO-format results file
     (posedenoise.data.estimators.read_coco, which says how it chose); names are the video ids."""
@@ -288,8 +309,12 @@ def read_coco_videos(results: str, gt: str, frame: str = "image", smooth: int = 
     for video in coco_video_ids(gt) or [None]:
         track = read_coco(results, gt=gt, video=video)
         name = "video" if video is None else str(video)
-        out.append((name, grid_video(track.gt, track.layout, keypoints=track.keypoints, frame_size=track.frame_size,
-                                     frame=frame, smooth=smooth, where=f"{results} (video {name})")))
+        out.append(_skip_empty(name, lambda: grid_video(
+            track.gt, track.layout, keypoints=track.keypoints, frame_size=track.frame_size, frame=frame,
+            smooth=smooth, where=f"{results} (video {name})"), skipped))
+    out = [v for v in out if v is not None]
+    if not out:
+        raise DataError(f"{results}: the estimator output nobody in any video (no frame with 2 present keypoints)")
     return out
 
 
