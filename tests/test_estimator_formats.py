@@ -90,6 +90,18 @@ def test_the_walk_keeps_its_reference_across_a_miss(tmp_path):
     assert "1 frames with no matching detection left missing" in track.chosen
 
 
+def test_a_lone_keypoint_does_not_shrink_the_walks_reference(tmp_path):
+    """A frame where one keypoint is present has a box of no size; the walk must keep measuring the next
+    frames against the last real box, or every later frame of the same person (4 px away) is a jump."""
+    lone = pose(108, 200, 0.9, zero=[i for i in range(17) if i != 8])   # one keypoint, the middle one
+    P = [pose(100 + 4 * t, 200, 0.9) for t in range(6)]
+    dets = [det(0, P[0], 0.99), det(1, P[1], 0.9), det(2, lone, 0.9), det(3, P[3], 0.9), det(4, P[4], 0.9),
+            det(5, P[5], 0.9)]
+    track = read_coco(str(write(tmp_path / "r.json", dets)))
+    assert (track.keypoints[:, :, 2] > 0).sum(1).tolist() == [17, 17, 1, 17, 17, 17]
+    assert "0 frames with no matching detection" in track.chosen
+
+
 def test_coco_results_score_missing_is_the_mean_confidence(tmp_path):
     lo, hi = pose(100, 200, 0.3), pose(400, 200, 0.6)
     track = read_coco(str(write(tmp_path / "r.json", [det(5, lo), det(5, hi)])))

@@ -34,9 +34,16 @@ def hand_box(xy, present):
     return np.r_[(lo + hi) / 2, (hi - lo).max()]
 
 
-def hand_boxes(xy, present, smooth=-1):
+def hand_boxes(xy, present, smooth=-1, known=None):
     """(origin (F, 2), side (F,)): own boxes, frames with < 2 present keypoints interpolated linearly in time
-    between the nearest frames with one (held at the ends), then averaged over 2 smooth + 1 frames."""
+    between the nearest frames with one (held at the ends), then averaged over 2 smooth + 1 frames. The box is
+    of the keypoints the model knows (`known`; default for 17 keypoints: COCO's without the eyes, SRC), as
+    pretraining boxes them."""
+    if known is None and xy.shape[1] == len(COCO17):
+        known = SRC
+    if known is not None:
+        present = present & np.isin(np.arange(xy.shape[1]), np.flatnonzero(known) if np.asarray(known).dtype == bool
+                                     else known)[None, :]
     own = {t: hand_box(xy[t], present[t]) for t in range(len(xy)) if present[t].sum() >= 2}
     track = np.zeros((len(xy), 3))
     for t in range(len(xy)):
@@ -345,7 +352,7 @@ def test_denoise_openpose_folder_takes_one_person_by_score_and_continuity(tmp_pa
     assert np.array_equal(d["denoised"], known)
     kp = np.concatenate([A, np.ones((6, 25, 1))], -1)
     kp[4] = 0
-    origin, side = hand_boxes(kp[..., :2], kp[..., 2] > 0)
+    origin, side = hand_boxes(kp[..., :2], kp[..., 2] > 0, known=known)
     np.testing.assert_allclose(d["boxes"][:, 2:], origin, rtol=1e-9)
     gap = np.abs(d["keypoints"] - A)[here][:, known]
     assert (gap <= 0.5 * side[here, None, None] / S + 1e-6).all()

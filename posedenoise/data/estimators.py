@@ -142,15 +142,15 @@ def _mean_conf(kp: np.ndarray) -> float:
 
 # --- choosing one person ----------------------------------------------------------------------------------
 
-def _box(kp: np.ndarray) -> Optional[Tuple[float, float, float]]:
-    """(centre x, centre y, diagonal) of the present keypoints' box, or None if none is present."""
+def _box(kp: np.ndarray) -> Optional[Tuple[float, float, float, int]]:
+    """(centre x, centre y, diagonal, present keypoints) of the present keypoints' box, None if none is present."""
     present = kp[:, 2] > 0
     if not present.any():
         return None
     xy = kp[present, :2]
     lo, hi = xy.min(0), xy.max(0)
     c = (lo + hi) / 2
-    return float(c[0]), float(c[1]), max(float(np.hypot(*(hi - lo))), MIN_DIAGONAL)
+    return float(c[0]), float(c[1]), max(float(np.hypot(*(hi - lo))), MIN_DIAGONAL), int(present.sum())
 
 
 def _choose(path: str, dets: List[List[_Det]], k: int) -> Tuple[np.ndarray, str]:
@@ -201,7 +201,10 @@ def _choose(path: str, dets: List[List[_Det]], k: int) -> Tuple[np.ndarray, str]
                 if dist < best_d:
                     best_i, best_d = i, dist
             if best_i is not None and best_d < MAX_JUMP:
-                taken[t], ref = best_i, boxes[t][best_i]
+                # The reference moves to the taken detection; its size only where 2 keypoints give one (a
+                # lone keypoint's box has no diagonal, and would make every later frame a jump).
+                b = boxes[t][best_i]
+                taken[t], ref = best_i, (b[0], b[1], b[2] if b[3] >= 2 else ref[2], b[3])
     for t, i in enumerate(taken):
         if i is not None:
             out[t] = dets[t][i].kp

@@ -173,8 +173,10 @@ def grid_video(gt: np.ndarray, layout: str, *, keypoints: Optional[np.ndarray] =
         height, width = maps.shape[2:]
         to_image = frame_map(frame, width, height, T, where)
     elif frame == "image":
-        present = keypoints[..., 2] > 0
-        boxes = crop_boxes(keypoints[..., :2], present, smooth=smooth if smooth else -1)
+        # The box of the keypoints the model knows (those that map to POSE25), as pretraining boxes them: a
+        # COCO eye or an OpenPose small toe would make the crop differ from the one the model learned on.
+        present = keypoints[:, src, 2] > 0
+        boxes = crop_boxes(keypoints[:, src, :2], present, smooth=smooth if smooth else -1)
         if not boxes.ok.any():
             raise NoPerson(f"{where}: no frame has 2 present estimator keypoints (confidence > 0), so no frame "
                            "can be cropped")
