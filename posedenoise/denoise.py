@@ -47,6 +47,7 @@ from . import files, ops
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 from .noise import MIN_SIGMA, check_sigma
+from .data.paired import AMPLITUDE
 from .sequences import run_sequence
 
 PROG = "posedenoise.denoise"
@@ -168,7 +169,11 @@ def load_input(path: str, key: Optional[str], size: int, num_keypoints: int, sig
         visible = maps.amax(dim=(2, 3)) > min_conf
         if note:
             cli.warn(PROG, note)
-        return maps * visible[..., None, None], visible
+        # The models learned maps of the simulation's mass (255, a blurred delta; prepare --paired scales an
+        # estimator's maps so): scaled by 255 / the median mass of the present maps, as prepare does per data set.
+        mass = maps.sum(dim=(2, 3))[visible]
+        scale = AMPLITUDE / float(mass.median()) if mass.numel() and float(mass.median()) > 0 else 1.0
+        return maps * visible[..., None, None] * scale, visible
     if arr.shape[2] not in (2, 3):
         raise cli.InputError(f"{path}: keypoints need 2 (x, y) or 3 (x, y, confidence) values, got {arr.shape[2]}")
     if note:
