@@ -56,16 +56,11 @@ def run(argv, log, threads):
 
 def standin_folder(args, folder):
     """The stand-in's output for the pretraining cache's test videos (raw labels in image pixels)."""
-    import numpy as np
-    from posedenoise.data import open_data
     from posedenoise.estimator_sim import raw_videos, write_image_folder
     if args.quick:
         videos, layout = raw_videos("synthetic", QUICK["videos"])
     else:
-        data = open_data(args.cache, step=1, seed=0)
-        test = {data.cache.names[v] for v in np.flatnonzero(data.video_part == 2)}
-        videos, layout = raw_videos(args.penn_action, 10 ** 9)
-        videos = [v for v in videos if v.name in test][:args.videos]
+        videos, layout = raw_videos(args.penn_action, args.videos, held_out=args.cache)
     write_image_folder(videos, folder, len(videos), STANDIN, seed=0, layout=layout)
     return len(videos)
 

@@ -15,7 +15,7 @@ keypoints (F, 25, 2|3) already on the grid, the old interface: its output adds t
 A keypoint is missed where its confidence is not above --min-confidence (default 0). The model's output there
 is its estimate (a model finetuned on paired data has learned to fill a miss; a pretrained one has seen only
 keypoints present in some frame); --missing fill (default) returns it, marked in 'filled'; --missing nan
-returns NaN there. Keypoints of the input's layout that the model does not know (pose25 lacks them) come back
+returns NaN there. A keypoint the estimator output in no frame of the video is NaN either way. Keypoints of the input's layout that the model does not know (pose25 lacks them) come back
 as the estimator gave them, with denoised[k] False.
 
 OUTPUT (.npz) holds:
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -225,7 +226,7 @@ def main(argv=None):
     if cfg.frame == "grid":
         return denoise_grid(cfg, model, size, step, out)
     track, grid = read_track(cfg, size)
-    cli.warn(PROG, f"{cfg.input}: {track.chosen}")
+    print(f"{PROG}: {cfg.input}: the person taken: {track.chosen}", file=sys.stderr)
     present = torch.from_numpy(grid["confidence"] > 0)                    # (F, 25)
     est = torch.from_numpy(grid["est"])
     if getattr(model, "input_kind", "heatmaps") == "coords":
@@ -247,7 +248,11 @@ def main(argv=None):
     seen = track.keypoints[..., 2] > cfg.min_confidence
     denoised = np.zeros(K, bool)
     denoised[src] = True
-    filled = ~seen & denoised[None, :]
+    # A keypoint the estimator never output in this video (one its layout has but the person never showed, or
+    # the model's training data lacked) has nothing of its own to fill from: NaN, never a guess.
+    never = denoised & ~seen.any(0)
+    filled = ~seen & (denoised & ~never)[None, :]
+    result[:, never] = np.nan
     if cfg.missing == "nan":
         result[~seen] = np.nan
     clipped = int(grid["clipped"])
@@ -259,6 +264,7 @@ def main(argv=None):
     fills = int(filled.sum())
     print(f"denoised {F} frames, {int(seen[:, denoised].sum())} of {F * int(denoised.sum())} keypoints present, "
           f"{fills} missed ones " + ("filled (marked in 'filled')" if cfg.missing == "fill" else "left NaN")
+          + (f", {int(never.sum())} keypoints never output in this video left NaN" if never.any() else "")
           + (f", {clipped} outside their smoothed box clipped to it" if clipped else "") + f", in image pixels -> {out}")
     if fills and cfg.missing == "fill" and not finetuned:
         cli.warn(PROG, f"{cfg.checkpoint}: not finetuned on paired data (no --init in its config): its estimates "

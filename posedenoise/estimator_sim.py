@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -112,9 +113,13 @@ def write_folder(data, out: str, videos: int, errors: Errors, seed: int):
     return count, frames
 
 
-def write_image_folder(videos, out: str, count: int, errors: Errors, seed: int, layout: str = "pose25"):
+def write_image_folder(videos, out: str, count: int, errors: Errors, seed: int, layout: str = "pose25",
+                       coco: bool = False):
     """RawVideos (image pixels, POSE25) -> one .npz per video of the estimator's keypoints and the ground truth
-    in `layout`, image pixels. -> (videos, frames) written."""
+    in `layout`, image pixels; with `coco`, each video's estimator output also as COCO-format keypoint
+    results, out/coco/<video>.json (coco17; image_id = frame index; score = the mean confidence of the
+    detected keypoints; a frame without any is left out, as an estimator that found nobody writes nothing).
+    -> (videos, frames) written."""
     from . import files
     from .layout import source_to_target
     target = source_to_target(layout)
@@ -134,24 +139,51 @@ def write_image_folder(videos, out: str, count: int, errors: Errors, seed: int, 
         with files.atomic_path(os.path.join(out, f"{video.name}.npz")) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, gt=_in_layout(gt, src, dst), keypoints=_in_layout(kp, src, dst), layout=np.array(layout))
+        if coco:
+            write_coco_results(os.path.join(out, "coco", f"{video.name}.json"), kp)
         frames += len(xy)
     return min(count, len(videos)), frames
 
 
-def _in_layout(a: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(T, 25, 3) POSE25 -> (T, K, 3) in the layout whose keypoint src[i] is POSE25's dst[i]."""
-    out = np.zeros((a.shape[0], len(src), a.shape[2]), np.float32)
+def write_coco_results(path: str, kp: np.ndarray) -> None:
+    """POSE25 keypoints (T, 25, 3) -> a COCO-format keypoint results file, as mmpose or Detectron2 write it."""
+    from . import files
+    from .layout import source_to_target
+    target = source_to_target("coco17")
+    src, dst = np.array(list(target)), np.array(list(target.values()))
+    coco = _in_layout(kp, src, dst, 17)                                        # (T, 17, 3): no eyes
+    found = coco[..., 2] > 0
+    dets = [{"image_id": t, "category_id": 1, "keypoints": [round(float(v), 2) for v in coco[t].reshape(-1)],
+             "score": round(float(coco[t, found[t], 2].mean()), 4)} for t in range(len(coco)) if found[t].any()]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with files.atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(dets, f)
+
+
+def _in_layout(a: np.ndarray, src: np.ndarray, dst: np.ndarray, K: Optional[int] = None) -> np.ndarray:
+    """(T, 25, 3) POSE25 -> (T, K, 3) in the layout whose keypoint src[i] is POSE25's dst[i] (others: 0)."""
+    out = np.zeros((a.shape[0], K or len(src), a.shape[2]), np.float32)
     out[:, src] = a[:, dst]
     return out
 
 
-def raw_videos(data: str, count: int):
-    """(RawVideos in image pixels, their layout): 'synthetic', or a Penn Action folder."""
+def raw_videos(data: str, count: int, held_out: Optional[str] = None):
+    """(at most `count` RawVideos in image pixels, their layout): 'synthetic', or a Penn Action folder; with
+    `held_out` (a keypoint cache), only the videos of its test split (by video, seed 0: what train holds out
+    by default), so that a model pretrained on that cache never saw them."""
     if data == "synthetic":
         from .data.synthetic import generate_videos
-        return generate_videos(count, seed=0), "pose25"
-    from .data.penn_action import read_folder
-    return read_folder(data)[:count], "penn13"
+        videos, layout = generate_videos(count if held_out is None else 10 * count, seed=0), "pose25"
+    else:
+        from .data.penn_action import read_folder
+        videos, layout = read_folder(data), "penn13"
+    if held_out is not None:
+        from .data import open_data
+        d = open_data(held_out, step=1, seed=0)
+        test = {d.cache.names[v] for v in np.flatnonzero(d.video_part == 2)}
+        videos = [v for v in videos if v.name in test]
+    return videos[:count], layout
 
 
 @cli.command(PROG)
@@ -162,6 +194,10 @@ def main(argv=None):
                     "--image: 'synthetic' or a Penn Action folder)")
     ap.add_argument("--image", action="store_true", help="write keypoints in full-frame image pixels (errors in "
                     "image pixels) instead of person-crop heatmaps")
+    ap.add_argument("--held-out", metavar="CACHE", help="with --image: only the videos of CACHE's test split (by "
+                    "video, seed 0), which pretraining on CACHE never sees")
+    ap.add_argument("--coco", action="store_true", help="with --image: also each video's estimator output as "
+                    "COCO-format keypoint results, OUT/coco/<video>.json (what denoise reads from mmpose)")
     ap.add_argument("--out", required=True, help="folder to write (one .npz per video)")
     ap.add_argument("--videos", type=int, default=40, help="how many videos (from the first)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the errors")
@@ -182,8 +218,8 @@ def main(argv=None):
         raise cli.InputError(f"{' '.join(bad) or '--sigma-low above --sigma-high'}: expected rho, miss, swap in "
                              "[0, 1), drift and jitter in [0, 20], 0.1 <= sigma-low <= sigma-high <= 20")
     if args.image:
-        videos, layout = raw_videos(args.data, args.videos)
-        count, frames = write_image_folder(videos, args.out, args.videos, errors, args.seed, layout)
+        videos, layout = raw_videos(args.data, args.videos, args.held_out)
+        count, frames = write_image_folder(videos, args.out, args.videos, errors, args.seed, layout, args.coco)
     else:
         count, frames = write_folder(open_data(args.data, step=1), args.out, args.videos, errors, args.seed)
     print(f"wrote {count} videos, {frames} frames of a simulated estimator ({errors}) to {args.out}")
