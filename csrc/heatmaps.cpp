@@ -7,7 +7,10 @@
 // written exactly once, a row at a time (rows outside the Gaussian's support as zeros), with stores that
 // bypass the cache, so the kernel runs at memory speed.
 // Noise: one Philox-4x32-10 call per keypoint (x and y shift) and one per frame (sigma index), counted
-// by (slot, frame, window id) and keyed by (seed, epoch), mapped to integers through host tables.
+// by (slot, frame, window id) and keyed by (seed, epoch), mapped to integers through host tables. With
+// drift (keep, emit thresholds: noise.Drift, defined by reference.simulate_noise), a keypoint's words at
+// frame t come from the last frame <= t that redrew its latent shift (found walking back from t), or, when
+// frame t does not emit the latent, from the fresh counter (slot, FRESH + t, window id).
 #include <algorithm>
 #include <cstdint>
 
@@ -64,6 +67,8 @@ void render_one(float* out, bool visible, int mx, int my, const float* profiles,
   store_row(out + size_t(y_hi + 1) * size, nullptr, 0.0f, int64_t(size) * (size - 1 - y_hi));
 }
 
+constexpr uint32_t FRESH = 1u << 31;   // reference.FRESH
+
 uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
   uint32_t c = 0;
   for (int64_t i = 0; i < n; ++i) c += u >= thr[i];
@@ -75,7 +80,7 @@ uint32_t count_passed(const uint32_t* thr, int64_t n, uint32_t u) {
 void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t rows_p, uintptr_t profiles_p,
               uintptr_t window_ids_p, uintptr_t shift_thr_p, int64_t n_shift_thr, int64_t shift_low,
               uintptr_t sigma_thr_p, int64_t n_sigma_thr, uintptr_t sigma_values_p, int64_t target_row,
-              uint64_t seed, uint64_t epoch, int64_t offset,
+              uint64_t seed, uint64_t epoch, int64_t offset, uint64_t drift_keep, uint64_t drift_emit,
               uintptr_t maps_p, uintptr_t targets_p, uintptr_t noisy_p, uintptr_t sigma_in_p,
               int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
               bool noise, bool write_inputs, bool write_targets, int64_t num_threads) {
@@ -95,6 +100,7 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t rows_p, uintptr
   const size_t plane = size_t(size) * size;
   const int S = int(size);
   const float amp = float(amplitude);  // float32, as the reference and the Triton kernel take it
+  const bool drift = drift_keep != 0 || drift_emit != (uint64_t(1) << 32);  // else: every frame its own words
 
   parallel_for(N, num_threads, [&](int64_t lo, int64_t hi, int64_t) {
     for (int64_t n = lo; n < hi; ++n) {
@@ -107,8 +113,17 @@ void heatmaps(uintptr_t coords_p, uintptr_t visible_p, uintptr_t rows_p, uintptr
       const uint64_t wid = uint64_t(window_ids[b]);
       const uint32_t w_lo = uint32_t(wid), w_hi = uint32_t(wid >> 32);
       const uint32_t k0 = uint32_t(seed), k1 = uint32_t(epoch);
-      const auto rk = philox4x32_10(uint32_t(j + 1), uint32_t(t), w_lo, w_hi, k0, k1);
+      const uint32_t slot = uint32_t(j + 1);
+      auto rk = philox4x32_10(slot, uint32_t(t), w_lo, w_hi, k0, k1);
       const auto rf = philox4x32_10(0u, uint32_t(t), w_lo, w_hi, k0, k1);
+      if (drift) {
+        if (uint64_t(rk[3]) < drift_emit) {    // emit the latent: the words of the last frame <= t that redrew
+          for (int64_t s = t; s > 0 && uint64_t(rk[2]) < drift_keep;) rk = philox4x32_10(slot, uint32_t(--s), w_lo,
+                                                                                          w_hi, k0, k1);
+        } else {                                 // a fresh draw
+          rk = philox4x32_10(slot, FRESH + uint32_t(t), w_lo, w_hi, k0, k1);
+        }
+      }
       const uint32_t row = count_passed(sigma_thr, n_sigma_thr, rf[0]);
       const int64_t sx = shift_low + count_passed(shift_thr, n_shift_thr, rk[0]);
       const int64_t sy = shift_low + count_passed(shift_thr, n_shift_thr, rk[1]);

@@ -15,13 +15,15 @@ namespace posedenoise {
 //   shift_thr   uint32 (n_shift_thr,)            shift = shift_low + #{i : u >= shift_thr[i]}
 //   sigma_thr   uint32 (n_sigma_thr,)            input sigma s = #{i : u >= sigma_thr[i]}; the target's is
 //                                                target_row; sigma_values (S,) float the table's sigmas
+//   drift_keep, drift_emit                       the shifts' drift thresholds (noise.Drift; keep in
+//                                                [0, 2**32), emit in [0, 2**32]); 0, 2**32: no drift
 //   maps        float  (N, size, size): the rendered maps [render] or the noisy inputs [pair, write_inputs]
 //   targets     float  (N, size, size): the clean targets [pair, write_targets]
 //   noisy       int32  (N, 2), sigma_in float (B*T,)   noise mode only
 void heatmaps(uintptr_t coords, uintptr_t visible, uintptr_t rows, uintptr_t profiles, uintptr_t window_ids,
               uintptr_t shift_thr, int64_t n_shift_thr, int64_t shift_low,
               uintptr_t sigma_thr, int64_t n_sigma_thr, uintptr_t sigma_values, int64_t target_row,
-              uint64_t seed, uint64_t epoch, int64_t offset,
+              uint64_t seed, uint64_t epoch, int64_t offset, uint64_t drift_keep, uint64_t drift_emit,
               uintptr_t maps, uintptr_t targets, uintptr_t noisy, uintptr_t sigma_in,
               int64_t B, int64_t T, int64_t K, int64_t size, double amplitude,
               bool noise, bool write_inputs, bool write_targets, int64_t num_threads);

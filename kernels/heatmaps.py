@@ -14,6 +14,9 @@ Pair mode draws the noise in-kernel: Philox-4x32-10 keyed by (seed, epoch), coun
 window id low, window id high) with slot 0 the frame's draw (r0 -> sigma_in index) and slot j + 1
 keypoint j's draw (r0, r1 -> x, y shift); uint32 draws map to integers by counting passed thresholds of
 the host tables (posedenoise/noise.py), so the noise is bit-identical to the C++ and PyTorch backends.
+With drift (DRIFT: the thresholds keep, emit of noise.Drift; reference.simulate_noise defines it), frame t's
+shift words are those of the last frame <= t that redrew the keypoint's latent shift (a loop over the t
+earlier frames, T is small), or, when frame t does not emit the latent, of counter (j + 1, FRESH + t, ...).
 
 Bytes moved: the kernel is all stores. Per keypoint it reads 8 B of coords, 1 B of visibility, two or four
 224 B profile rows and the thresholds (all cached), and writes 2 * SIZE^2 * elem bytes: for a batch of 16
@@ -60,9 +63,34 @@ def _store_map(out_ptr, profiles_ptr, row, mx, my, amp, r, SIZE: tl.constexpr):
     tl.store(out_ptr + tile, _round_to(heat, out_ptr.dtype.element_ty), mask=inside[:, None] & inside[None, :])
 
 
+FRESH = tl.constexpr(1 << 31)   # posedenoise.reference.FRESH (kernels/ does not import posedenoise)
+
+
+@triton.jit
+def _drift_words(kx, ky, k2, k3, slot, t, w_lo, w_hi, k0, k1, keep, emit):
+    # Frame t's shift words (x, y) under drift, from its own Philox words (kx, ky, k2, k3): the (r0, r1) of
+    # the last frame <= t that redrew (frame 0, or r2 >= keep), if r3 < emit; else the fresh counter's.
+    # keep < 2**32 compares as a uint32; emit (up to 2**32: always) in 64 bits.
+    keep32 = keep.to(tl.uint32)
+    lx = kx
+    ly = ky
+    for s in range(0, t):                       # frames 0 .. t-1, oldest first: the last redraw wins
+        a0, a1, a2, _ = philox_impl(slot, tl.cast(s, tl.uint32), w_lo, w_hi, k0, k1)
+        redraw = (s == 0) | (a2 >= keep32)
+        lx = tl.where(redraw, a0, lx)
+        ly = tl.where(redraw, a1, ly)
+    own = (t == 0) | (k2 >= keep32)             # frame t itself redrew
+    lx = tl.where(own, kx, lx)
+    ly = tl.where(own, ky, ly)
+    if k3.to(tl.int64) >= emit.to(tl.int64):  # frame t does not emit the latent: a fresh draw
+        lx, ly, _, _ = philox_impl(slot, t.to(tl.uint32) | tl.full((), FRESH, tl.uint32), w_lo, w_hi, k0, k1)
+    return lx, ly
+
+
 # seed and epoch are never specialised: Triton would turn a value of 1 into a compile-time Python int (which
 # has no .to()) and compile a new kernel for every other class of value (0 or multiples of 16, 1, the rest).
-@triton.jit(do_not_specialize=["seed", "epoch"])
+# Nor are the drift thresholds keep and emit, for the same reasons.
+@triton.jit(do_not_specialize=["seed", "epoch", "keep", "emit"])
 def _heatmap_kernel(
     coords_ptr,        # (N, 2) int32 clean (x, y), N = B * T * K, in [0, SIZE)
     visible_ptr,       # (N,) bool
@@ -79,6 +107,8 @@ def _heatmap_kernel(
     seed,              # Philox key word 0, in [0, 2**32)
     epoch,             # Philox key word 1, in [0, 2**32)
     offset,            # int32 pixels added to every noisy coordinate before clipping (mu_in), |offset| < SIZE
+    keep,              # drift: frame t >= 1 keeps the latent shift when r2 < keep, in [0, 2**32) (DRIFT only)
+    emit,              # drift: frame t emits the latent shift when r3 < emit, in [0, 2**32] (DRIFT only)
     maps_ptr,          # (N, SIZE, SIZE) out: rendered maps, or the noisy inputs in pair mode
     targets_ptr,       # (N, SIZE, SIZE) out: clean targets (pair mode)
     noisy_ptr,         # (N, 2) int32 out: noisy coords (pair mode)
@@ -89,6 +119,7 @@ def _heatmap_kernel(
     NOISE: tl.constexpr,     # pair mode: draw noise (and write inputs and/or targets)
     INPUTS: tl.constexpr,    # write maps_ptr (False: noise only, simulate_noise)
     TARGETS: tl.constexpr,   # write targets_ptr
+    DRIFT: tl.constexpr,     # the shifts drift (keep, emit); else every frame draws from its own words
     BLOCK: tl.constexpr,
 ):
     n = tl.program_id(0)
@@ -107,7 +138,10 @@ def _heatmap_kernel(
         k0 = seed.to(tl.uint32)
         k1 = epoch.to(tl.uint32)
         tu = t.to(tl.uint32)
-        kx, ky, _, _ = philox_impl((j + 1).to(tl.uint32), tu, w_lo, w_hi, k0, k1)
+        slot = (j + 1).to(tl.uint32)
+        kx, ky, k2, k3 = philox_impl(slot, tu, w_lo, w_hi, k0, k1)
+        if DRIFT:
+            kx, ky = _drift_words(kx, ky, k2, k3, slot, t, w_lo, w_hi, k0, k1, keep, emit)
         fr, _, _, _ = philox_impl((j * 0).to(tl.uint32), tu, w_lo, w_hi, k0, k1)
         row = _count_passed(sigma_thr_ptr, n_sigma_thr, fr)
         qx = mx + shift_low + _count_passed(shift_thr_ptr, n_shift_thr, kx) + offset
@@ -132,10 +166,12 @@ def on_device(dev: torch.device):
 
 def _launch(coords, visible, profiles, *, rows=None, window_ids=None, shift_low=0, shift_thr=None,
             sigma_thr=None, sigma_values=None, target_row=0, seed=0, epoch=0, offset=0, size=56, amplitude=255.0,
-            inputs=True, targets=False, dtype=torch.float32):
+            inputs=True, targets=False, dtype=torch.float32, drift_keep=0, drift_emit=1 << 32):
     """Allocate and launch. Render mode when `rows` is given (coords (N, 2)), else pair mode (coords
-    (B, T, K, 2)). Returns (maps, targets, noisy, sigma_in); unused outputs are empty."""
+    (B, T, K, 2)); drift_keep, drift_emit: the drift's thresholds (0, 2**32: none). Returns (maps, targets,
+    noisy, sigma_in); unused outputs are empty."""
     noise = rows is None
+    drift = noise and (drift_keep, drift_emit) != (0, 1 << 32)
     dev = coords.device
     for name, x in (("coords", coords), ("visible", visible), ("profiles", profiles), ("rows", rows),
                     ("window_ids", window_ids), ("shift_thr", shift_thr), ("sigma_thr", sigma_thr),
@@ -160,9 +196,10 @@ def _launch(coords, visible, profiles, *, rows=None, window_ids=None, shift_low=
             shift_thr if noise and shift_thr.numel() else i32, shift_thr.numel() if noise else 0, shift_low,
             sigma_thr if noise and sigma_thr.numel() else i32, sigma_thr.numel() if noise else 0,
             sigma_values if noise else f32, target_row, seed, epoch, offset,
+            drift_keep if drift else 0, drift_emit if drift else 0,   # without drift: unused, one signature
             maps if inputs else out, clean if targets else out, noisy if noise else i32,
             sigma_in if noise else f32, T, K, float(amplitude),
-            SIZE=size, NOISE=noise, INPUTS=inputs, TARGETS=targets, BLOCK=triton.next_power_of_2(size),
+            SIZE=size, NOISE=noise, INPUTS=inputs, TARGETS=targets, DRIFT=drift, BLOCK=triton.next_power_of_2(size),
             num_warps=4, enable_fp_fusion=False,  # no contraction anywhere: the products are the CPU's
         )
     return maps, clean, noisy, sigma_in

@@ -1,7 +1,7 @@
 """Measure a real pose estimator's noise in the simulation's units: python -m posedenoise.calibrate PAIRED
 
 Reads a paired cache (the estimator's output next to ground truth, posedenoise.data.paired), prints a Markdown
-table and writes noise.json, whose "shift" and "sigma" laws `train --noise` draws from.
+table and writes noise.json, whose "shift", "sigma" and "drift" laws `train --noise` draws from.
 
 Definitions (all in pixels of the 56 grid; SPEC section 4 is the law being fitted):
 - counted: keypoints visible in the ground truth. missed: counted, confidence <= --min-confidence.
@@ -29,8 +29,15 @@ Definitions (all in pixels of the 56 grid; SPEC section 4 is the law being fitte
 - lag-1 autocorrelation: over pairs of consecutive frames of one video where both shifts are inliers and
   not censored at the border (misses, swaps, outliers, border estimates break pairs), about the pooled mean
   (not per series: that biases short videos down). Pairs near a border are truncated: slightly low there.
-  Near 0: independent per-frame jitter, as the simulation draws it; near 1: slowly drifting offsets, which
-  it does not model.
+  Near 0: independent per-frame jitter, as the simulation draws it without drift; near 1: slowly drifting
+  offsets.
+- drift: drift is told from jitter by the autocorrelation at lags h = 1..4 (DRIFT_LAGS; pairs of frames h
+  apart in one video, both inliers and uncensored, as at lag 1; pooled over videos, keypoints and axes),
+  fitted by least squares with acf(h) = share * rho**h, the simulation's drift law (posedenoise.noise.Drift:
+  a share `share` of the shift variance persists from frame to frame with rho, the rest is independent
+  jitter), share in [0, 1], rho in [0, 0.99]. No drift (null) with fewer than DRIFT_MIN_PAIRS pairs at a lag
+  or acf(1) <= DRIFT_MIN_ACF1. "drift" in noise.json: {"rho", "share", "lags": acf(1..4)}, which train
+  --noise draws (train --drift overrides it).
 
 Refused as nonsense (one line naming the file, exit 2, nothing written; check_estimates, check_fits), over
 the detected keypoints: estimates that span under 2 px on an axis (e.g. keypoints in [0, 1]) where the
@@ -62,6 +69,9 @@ OUTLIER_MIN_PX, OUTLIER_SDS, SWAP_MIN_PX = 10.0, 6.0, 3.0
 # Nonsense (check_estimates, check_fits): an axis spanning < TINY_SPAN_PX against >= WIDE_SPAN_PX; a median error over a
 # quarter of the grid; a fitted sd within a relative BOUND_TOL of a bound of fit_k's search, (0.05, 3 * size).
 TINY_SPAN_PX, WIDE_SPAN_PX, MAX_MEDIAN_ERROR_PX, BOUND_TOL = 2.0, 10.0, SIZE / 4, 1e-3
+# Drift (fit_drift): the lags fitted, the pairs each needs (the autocorrelation's sampling sd is about
+# 1 / sqrt(pairs): ~0.045 at 500), the lag-1 autocorrelation below which there is none, the largest rho fitted.
+DRIFT_LAGS, DRIFT_MIN_PAIRS, DRIFT_MIN_ACF1, DRIFT_MAX_RHO = (1, 2, 3, 4), 500, 0.05, 0.99
 
 
 def lr_pairs(layout=POSE25):
@@ -168,16 +178,21 @@ def lag1_autocorrelation(shift, ok, starts, lengths):
     """Lag-1 autocorrelation of shifts (F, K, 2) over consecutive frames of one video where both are ok
     ((F, K) or per axis (F, K, 2)): {"x", "y", "pooled", "per_keypoint" (pooled axes), "pairs" (per axis)};
     None where there are no pairs."""
-    F = shift.shape[0]
+    return autocorrelation(shift, ok, starts, lengths, lag=1)
+
+
+def autocorrelation(shift, ok, starts, lengths, lag=1):
+    """lag1_autocorrelation's statistics at `lag`: over pairs of frames `lag` apart in one video."""
+    F, h = shift.shape[0], lag
     vid = np.full(F, -1)
     lengths = np.asarray(lengths, np.int64)
     first = np.asarray(starts, np.int64) - (np.cumsum(lengths) - lengths)     # frame index - running position
     frames = np.repeat(first, lengths) + np.arange(lengths.sum())
     vid[frames] = np.repeat(np.arange(lengths.size), lengths)
     ok = np.broadcast_to(ok[..., None] if ok.ndim == 2 else ok, shift.shape)
-    pair = ((vid[:-1] == vid[1:]) & (vid[:-1] >= 0))[:, None, None] & ok[:-1] & ok[1:]   # (F-1, K, 2)
+    pair = ((vid[:-h] == vid[h:]) & (vid[:-h] >= 0))[:, None, None] & ok[:-h] & ok[h:]   # (F-h, K, 2)
     w = pair.astype(np.float64)
-    a, b = shift[:-1].astype(np.float64), shift[1:].astype(np.float64)
+    a, b = shift[:-h].astype(np.float64), shift[h:].astype(np.float64)
 
     def corr(axis):
         n = w.sum()
@@ -192,6 +207,42 @@ def lag1_autocorrelation(shift, ok, starts, lengths):
     val = lambda r: None if not np.isfinite(r) else float(r)
     return {"x": val(r_axis[0]), "y": val(r_axis[1]), "pooled": val(corr(None)),
             "per_keypoint": {n: val(r) for n, r in zip(POSE25, r_kp)}, "pairs": int(pair.sum())}
+
+
+def fit_drift(acf, pairs, lags=DRIFT_LAGS):
+    """The drift law's (rho, share) from pooled autocorrelations acf[i] at lags[i] (with `pairs` pairs each):
+    least squares of acf(h) = share * rho**h, share in [0, 1], rho in [0, DRIFT_MAX_RHO]. For a fixed rho the
+    best share is the clipped linear fit (the loss is a parabola in share); rho: the best of a grid of 0.001,
+    refined by a bounded search around it. None (no drift) with fewer than DRIFT_MIN_PAIRS pairs at a lag, a
+    lag without an autocorrelation, or acf(1) <= DRIFT_MIN_ACF1. -> {"rho", "share", "rms": the fit's
+    residual}."""
+    if any(a is None or n < DRIFT_MIN_PAIRS for a, n in zip(acf, pairs)) or acf[0] <= DRIFT_MIN_ACF1:
+        return None
+    h, a = np.asarray(lags, np.float64), np.asarray(acf, np.float64)
+
+    def share(rho):
+        w = rho ** h
+        return float(np.clip(a @ w / (w @ w), 0.0, 1.0)) if w @ w > 0 else 0.0
+
+    def loss(rho):
+        return float(((a - share(rho) * rho ** h) ** 2).sum())
+
+    grid = np.linspace(0.0, DRIFT_MAX_RHO, int(round(DRIFT_MAX_RHO * 1000)) + 1)
+    rho = float(grid[np.argmin([loss(r) for r in grid])])
+    near = optimize.minimize_scalar(loss, bounds=(max(rho - 1e-3, 0.0), min(rho + 1e-3, DRIFT_MAX_RHO)),
+                                    method="bounded", options=dict(xatol=1e-7))
+    rho = float(near.x) if loss(near.x) < loss(rho) else rho
+    return {"rho": rho, "share": share(rho), "rms": float(np.sqrt(loss(rho) / h.size))}
+
+
+def drift_report(shift, ok, starts, lengths, lags=DRIFT_LAGS):
+    """The pooled autocorrelation at each lag and the drift fitted to it: ({"lags", "acf", "pairs", "fit_rms":
+    the fit's residual or None}, noise.json's "drift" {"rho", "share", "lags": acf} or None)."""
+    stats = [autocorrelation(shift, ok, starts, lengths, lag=h) for h in lags]
+    acf, pairs = [s["pooled"] for s in stats], [s["pairs"] for s in stats]
+    fit = fit_drift(acf, pairs, lags)
+    drift = None if fit is None else {"rho": fit["rho"], "share": fit["share"], "lags": acf}
+    return {"lags": list(lags), "acf": acf, "pairs": pairs, "fit_rms": None if fit is None else fit["rms"]}, drift
 
 
 def fit_sigma(maps):
@@ -288,12 +339,15 @@ def calibrate(cache, min_confidence=0.0, sigma_choices=SIGMA_CHOICES, source=Non
               "outliers": float(c["outlier"].sum() / n_detected) if n_detected else None,
               "swaps": float(c["swap"].sum() / n_detected) if n_detected else None}
     det = c["shift"][c["detected"]]
-    report = {"format": "posedenoise-noise/1", "shift": histogram(det.ravel()), "sigma": None,
+    # A censored shift is only a bound (and a truncated one is less correlated): it breaks pairs.
+    paired = c["inlier"][..., None] & (c["censored"] == 0)
+    acf, drift = drift_report(c["shift"], paired, cache.video_starts, cache.video_lengths)
+    report = {"format": "posedenoise-noise/1", "shift": histogram(det.ravel()), "sigma": None, "drift": drift,
               "k": fits["pooled"]["k"], "k_fit": {**fits, "outlier_bound_px": c["bound"]}, "shares": shares,
               "shift_histogram": {"x": histogram(det[:, 0]), "y": histogram(det[:, 1])},
-              # A censored shift is only a bound (and a truncated one is less correlated): it breaks pairs.
-              "autocorrelation_lag1": lag1_autocorrelation(c["shift"], c["inlier"][..., None] & (c["censored"] == 0),
-                                                           cache.video_starts, cache.video_lengths),
+              "autocorrelation_lag1": lag1_autocorrelation(c["shift"], paired, cache.video_starts,
+                                                           cache.video_lengths),
+              "autocorrelation": acf,
               "sigma_histogram": None, "keypoints_counted": n_counted, "keypoints_detected": n_detected,
               "source": source}
     if cache.heatmaps is not None and n_detected:
@@ -325,7 +379,7 @@ def table(r) -> str:
            row("TV of a perfect fit (sampling)", "tv_sampling", note="what independent draws of the fit give"),
            row("chi-square p-value", "chi2_p", ".3g", "assumes independent shifts: drift makes it small"),
            f"| lag-1 autocorrelation | {fmt(ac['x'])} | {fmt(ac['y'])} | {fmt(ac['pooled'])} | near 0: independent "
-           "per-frame jitter (what the simulation draws); near 1: slowly drifting offsets (not simulated) |", "",
+           "per-frame jitter; near 1: slowly drifting offsets (the drift fitted below) |", "", *drift_table(r), "",
            "| share | value | of |", "|---|---|---|",
            f"| missed | {fmt(r['shares']['missed'], '.2%')} | visible keypoints (confidence <= minimum) |",
            f"| swaps | {fmt(r['shares']['swaps'], '.2%')} | detected keypoints (nearer the other side's gt) |",
@@ -344,16 +398,32 @@ def table(r) -> str:
     return "\n".join(out)
 
 
+def drift_table(r) -> list:
+    """The autocorrelation at lags 1..4 and the drift fitted to it, as Markdown lines."""
+    a, d = r["autocorrelation"], r["drift"]
+    out = ["| lag h (frames) | " + " | ".join(str(h) for h in a["lags"]) + " |", "|---" * (len(a["lags"]) + 1) + "|",
+           "| autocorrelation (pooled) | " + " | ".join(fmt(v) for v in a["acf"]) + " |",
+           "| pairs | " + " | ".join(str(n) for n in a["pairs"]) + " |"]
+    if d is None:
+        why = (f"fewer than {DRIFT_MIN_PAIRS} pairs at a lag" if any(n < DRIFT_MIN_PAIRS for n in a["pairs"]) or
+               None in a["acf"] else f"lag-1 autocorrelation <= {DRIFT_MIN_ACF1}")
+        return out + ["", f"drift: none ({why}): the shifts are drawn independently per frame"]
+    return out + ["| fit share * rho**h | " + " | ".join(fmt(d["share"] * d["rho"] ** h) for h in a["lags"]) + " |",
+                  "", f"drift: rho = {d['rho']:.3f}, share = {d['share']:.3f} (least squares over the lags, rms "
+                      f"{a['fit_rms']:.3f}): train --noise draws it (posedenoise.noise.Drift)"]
+
+
 DESCRIPTION = (
     "Measure a real pose estimator's noise in the simulation's units, from a paired cache (ground truth next to "
     "the estimator's output; prepare --paired makes one). Prints a Markdown table: k of the simulation's shift "
     "law round(N(0, (3k)^2)) by maximum likelihood (estimates clipped at the border count as censored; "
     "outliers and left/right swaps left out), its goodness of fit, the shares of misses, swaps and outliers, "
     "the shift histogram, the lag-1 autocorrelation of the shifts (near 0: per-frame jitter; near 1: drifting "
-    "offsets) and, with heatmaps, the blur sigma fitted per map. Writes --out for train --noise: 'shift', the "
-    "per-axis integer shift law of every detected keypoint (outliers and swaps included, misses not), and "
-    "'sigma', the blur as probabilities over --sigma-choices (null without heatmaps). Every definition: "
-    "pydoc posedenoise.calibrate.")
+    "offsets), the autocorrelation at lags 1-4 with the drift fitted to it (share * rho**h) and, with heatmaps, the "
+    "blur sigma fitted per map. Writes --out for train --noise: 'shift', the per-axis integer shift law of every "
+    "detected keypoint (outliers and swaps included, misses not), 'sigma', the blur as probabilities over "
+    "--sigma-choices (null without heatmaps), and 'drift' (rho, share; null when there is none). Every "
+    "definition: pydoc posedenoise.calibrate.")
 
 
 @dataclass

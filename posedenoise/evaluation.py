@@ -119,14 +119,20 @@ def _eval_batches(data, split, dev, batch_size, seed, rank, world, show):
 
 def run_noise(config: dict) -> dict:
     """The noise arguments (for batch_inputs, evaluate, ...) of a run's config: its measured law (train
-    --noise, recorded as noise_law), else k and the setup's sigma choices; with its seed and backend."""
-    from .noise import from_json_dict
+    --noise, recorded as noise_law, with the file's drift if it has one), else k and the setup's sigma
+    choices; train --drift (recorded as drift, "RHO,SHARE") sets the law's drift, overriding the file's; with
+    its seed and backend. The one place a run's noise law is built from its config."""
+    from .noise import Drift, NoiseLaw, from_json_dict
     setup = SETUPS[config["setup"]]
     common = dict(seed=config["seed"], backend=config.get("backend"),
                   crop=(config.get("crop_scale", 1.0), config.get("crop_shift", 0)))
+    drift = Drift.parse(config["drift"]) if config.get("drift") else None
     if config.get("noise_law"):
-        return common | {"noise": from_json_dict(config["noise_law"], sigma_choices=setup["sigma_choices"],
-                                                 source=config.get("noise") or "noise_law")}
+        law = from_json_dict(config["noise_law"], sigma_choices=setup["sigma_choices"],
+                             source=config.get("noise") or "noise_law")
+        return common | {"noise": law if drift is None else law.with_drift(drift)}
+    if drift is not None:
+        return common | {"noise": NoiseLaw.simulated(config["k"], setup["sigma_choices"], drift=drift)}
     return common | {"k": config["k"], "sigma_choices": setup["sigma_choices"]}
 
 

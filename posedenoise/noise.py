@@ -7,15 +7,17 @@ thresholds, and the drawn value is
     value = low + #{i : u >= thresholds[i]}
 
 The thresholds are computed once here, in float64, and handed unchanged to every backend, so no backend
-evaluates a floating-point CDF.
+evaluates a floating-point CDF. Drift (a shift correlated across frames, Drift below) is integer thresholds too.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -116,6 +118,80 @@ def check_sigma(sigma: float, size: int) -> bool:
     return math.isfinite(sigma) and MIN_SIGMA <= sigma <= size
 
 # ----------------------------------------------------------------------------------------------------
+# Drift: a lag-1 correlation of the shifts across a window's frames
+# ----------------------------------------------------------------------------------------------------
+
+NO_DRIFT = (0, TWO32)   # (keep, emit) thresholds of no drift: every frame redraws and emits, today's law
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Drift of the shifts across frames, as a real estimator's error drifts: rho in [0, 1), the persistence of
+    a latent shift from frame to frame, and share in [0, 1], the share of the shift variance that drifts.
+
+    Per window and keypoint a latent shift chain runs over the frames: frame t >= 1 keeps the previous latent
+    when its Philox word r2 < keep, else it redraws it from the shift table (frame 0 always draws); frame t
+    emits the latent when its word r3 < emit, else its shift is a fresh, independent draw of the same table
+    (reference.simulate_noise is the definition). Integer thresholds, the same on every backend:
+
+        keep = round(rho * 2**32) clamped to [0, 2**32 - 1],   emit = round(sqrt(share) * 2**32) in [0, 2**32]
+
+    (emit = 2**32: always). Then every frame's shift has exactly the shift table's law (stationary), and
+    corr(s_t, s_t+h) = share * rho**h for h >= 1 (with keep / 2**32 for rho and (emit / 2**32)**2 for share):
+    the latent chain is copy-or-redraw (autocorrelation rho**h), and both frames emit it with probability
+    share. rho = 0, share = 1 is no drift: exactly the draws of a law without it."""
+    rho: float
+    share: float
+
+    def __post_init__(self):
+        for name, v, closed, what in (("rho", self.rho, False, "the drift's persistence"),
+                                      ("share", self.share, True, "the share of the shift variance that drifts")):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not (
+                    0 <= v <= 1 if closed else 0 <= v < 1):
+                raise ValueError(f"{name}: expected a number in [0, 1{']' if closed else ')'} ({what}), got {v!r}")
+            object.__setattr__(self, name, float(v))
+
+    @property
+    def keep(self) -> int:
+        """Frame t >= 1 keeps the previous latent shift when its uint32 word r2 < keep."""
+        return min(max(round(self.rho * TWO32), 0), TWO32 - 1)
+
+    @property
+    def emit(self) -> int:
+        """Frame t's shift is the latent one when its uint32 word r3 < emit (2**32: always)."""
+        return min(max(round(math.sqrt(self.share) * TWO32), 0), TWO32)
+
+    @property
+    def thresholds(self) -> Tuple[int, int]:
+        """(keep, emit): what the backends take."""
+        return self.keep, self.emit
+
+    @staticmethod
+    def from_thresholds(keep: int, emit: int) -> "Drift":
+        """The Drift whose thresholds are exactly (keep, emit) (rho = keep / 2**32, share = (emit / 2**32)**2:
+        both round back exactly)."""
+        d = Drift(keep / TWO32, (emit / TWO32) ** 2)
+        if d.thresholds != (keep, emit):
+            raise ValueError(f"drift thresholds: expected keep in [0, 2**32) and emit in [0, 2**32], got "
+                             f"({keep!r}, {emit!r})")
+        return d
+
+    @staticmethod
+    def parse(text: str) -> "Drift":
+        """"RHO,SHARE" (e.g. "0.9,0.8") -> Drift; ValueError saying what was expected."""
+        parts = str(text).split(",")
+        try:
+            rho, share = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"expected RHO,SHARE (two numbers, e.g. 0.9,0.8), got {text!r}") from None
+        return Drift(rho, share)
+
+
+def drift_thresholds(drift: Optional[Drift]) -> Tuple[int, int]:
+    """(keep, emit) of a drift, or of none (NO_DRIFT)."""
+    return NO_DRIFT if drift is None else drift.thresholds
+
+# ----------------------------------------------------------------------------------------------------
 # Noise laws: the tables a run draws from, simulated (the study's) or measured (noise.json)
 # ----------------------------------------------------------------------------------------------------
 
@@ -128,13 +204,17 @@ class NoiseLaw:
     sigma_choices, and the map size the shifts were folded at (+-(size - 1)) and the sigmas checked against.
     Immutable and hashable: posedenoise.ops caches the per-device tables by it. Built by simulated() (the
     study's law) or load_noise_json() / from_json_dict() (a measured one): both are the same kind of tables,
-    so every backend draws either law by the same code, bit for bit."""
+    so every backend draws either law by the same code, bit for bit. drift: the shifts' drift across frames
+    (Drift), None for independent shifts per frame."""
     shift: DiscreteTable
     sigma_index: DiscreteTable
     sigma_choices: Tuple[float, ...]   # float32 values
     size: int = 56
+    drift: Optional[Drift] = None
 
     def __post_init__(self):
+        if self.drift is not None and not isinstance(self.drift, Drift):
+            raise TypeError(f"drift: expected a posedenoise.noise.Drift or None, got {type(self.drift).__name__}")
         # The kernels count sigma thresholds from 0 (they take no `low` for the index) and index the sigma
         # rows with the count: the index must start at 0 and stay below len(sigma_choices).
         if self.sigma_index.low != 0 or len(self.sigma_index.thresholds) >= len(self.sigma_choices):
@@ -142,11 +222,17 @@ class NoiseLaw:
                              f"{self.sigma_index}")
 
     @staticmethod
-    def simulated(k: float, sigma_choices=None, size: int = 56, dist: str = "normal") -> "NoiseLaw":
+    def simulated(k: float, sigma_choices=None, size: int = 56, dist: str = "normal",
+                  drift: Optional[Drift] = None) -> "NoiseLaw":
         """The study's law, exactly the tables ops has always drawn: shift round(N(0, (3k)^2)) per axis (or
         uniform on [-round(3k), round(3k)] with dist="uniform"), sigma_in uniform over sigma_choices (None:
-        setup 2's fixed sigma 1). Raises ValueError on a bad argument."""
-        return _simulated(k, None if sigma_choices is None else tuple(sigma_choices), size, dist)
+        setup 2's fixed sigma 1); with `drift` (None: independent per frame, the study's). Raises ValueError
+        on a bad argument."""
+        return _simulated(k, None if sigma_choices is None else tuple(sigma_choices), size, dist).with_drift(drift)
+
+    def with_drift(self, drift: Optional[Drift]) -> "NoiseLaw":
+        """This law with `drift` (None: without) instead of its own."""
+        return self if drift == self.drift else dataclasses.replace(self, drift=drift)
 
     def to_json_dict(self) -> dict:
         """The law in noise.json's schema, with the probabilities the tables really draw (multiples of
@@ -154,7 +240,8 @@ class NoiseLaw:
         shift, sigma = self.shift.probabilities(), self.sigma_index.probabilities()
         return {"format": NOISE_FORMAT,
                 "shift": {"values": list(shift), "probs": list(shift.values())},
-                "sigma": {"values": [self.sigma_choices[i] for i in sigma], "probs": list(sigma.values())}}
+                "sigma": {"values": [self.sigma_choices[i] for i in sigma], "probs": list(sigma.values())},
+                "drift": None if self.drift is None else {"rho": self.drift.rho, "share": self.drift.share}}
 
 
 simulated = NoiseLaw.simulated
@@ -184,14 +271,17 @@ def from_json_dict(d, size: int = 56, sigma_choices=None, source: str = "noise.j
 
         {"format": "posedenoise-noise/1",
          "shift": {"values": [int, ...], "probs": [float, ...]},                 per-axis shift, pixels
-         "sigma": {"values": [float, ...], "probs": [float, ...]} or null, ...}  (other fields: ignored)
+         "sigma": {"values": [float, ...], "probs": [float, ...]} or null,
+         "drift": {"rho": float, "share": float} or null (optional), ...}       (other fields: ignored)
 
     Probabilities must be finite, >= 0 and sum to 1 within 1e-6; they are renormalised, then quantised to
     multiples of 2**-32 as every table is. Shifts beyond +-(size - 1) are folded onto those ends (coordinates
     are clipped to the map, so no clipped coordinate changes). Sigma values must lie in [0.05, size]; they
     keep their order, and those left with no probability are dropped. "sigma": null means the file measured
     no sigma_in: it is then drawn uniformly from the caller's `sigma_choices` (e.g. the setup's), where None
-    is setup 2's fixed sigma 1. Raises posedenoise.data.DataError "<source>: field '<name>': expected ...".
+    is setup 2's fixed sigma 1. "drift" (Drift: rho in [0, 1), share in [0, 1]; other keys such as calibrate's
+    "lags" ignored), missing or null: no drift. Raises posedenoise.data.DataError "<source>: field '<name>':
+    expected ...".
     """
     from .errors import DataError
 
@@ -216,13 +306,14 @@ def from_json_dict(d, size: int = 56, sigma_choices=None, source: str = "noise.j
     drawn = [v for v in mass if mass[v] > 0]
     span = range(min(drawn), max(drawn) + 1)
     shift = _from_cdf(list(span), np.cumsum([mass.get(v, 0.0) for v in span]).tolist())
+    drift = _drift(d, bad)
 
     if d["sigma"] is None:
         try:
             choices = sigma_choices_tuple(sigma_choices, size)
         except ValueError as e:
             raise DataError(f"{source}: 'sigma' is null and the default {e}") from None
-        return NoiseLaw(shift, choice_table(len(choices)), choices, size)
+        return NoiseLaw(shift, choice_table(len(choices)), choices, size, drift)
     sigmas, probs = _pmf(d, "sigma", float, bad)
     for s in sigmas:
         if not check_sigma(s, size):
@@ -232,7 +323,21 @@ def from_json_dict(d, size: int = 56, sigma_choices=None, source: str = "noise.j
     cut = [min(max(round(c * TWO32), 0), TWO32) for c in np.cumsum(probs).tolist()[:-1]] + [TWO32]
     kept = [i for i, (lo, hi) in enumerate(zip([0] + cut, cut)) if hi > lo]
     index = _from_cdf(list(range(len(kept))), [cut[i] / TWO32 for i in kept])  # exact: multiples of 2**-32
-    return NoiseLaw(shift, index, tuple(float(np.float32(sigmas[i])) for i in kept), size)
+    return NoiseLaw(shift, index, tuple(float(np.float32(sigmas[i])) for i in kept), size, drift)
+
+
+def _drift(d: dict, bad) -> Optional[Drift]:
+    """d["drift"] -> Drift, or None when missing or null; checked field by field."""
+    obj = d.get("drift")
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        bad("drift", "null or an object with 'rho' and 'share'", _show(d, "drift"))
+    for name, interval, test in (("rho", "[0, 1)", lambda v: 0 <= v < 1), ("share", "[0, 1]", lambda v: 0 <= v <= 1)):
+        v = obj.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not test(v):
+            bad(f"drift.{name}", f"a number in {interval}", _show(obj, name))
+    return Drift(obj["rho"], obj["share"])
 
 
 def _pmf(d: dict, name: str, kind, bad):

@@ -150,21 +150,27 @@ def _check_dtype(dtype) -> torch.dtype:
 def _noise_tables(law: NoiseLaw, device: torch.device):
     """Everything a noisy pair reads besides the batch, built and uploaded once per noise law and device, so
     a training step uploads nothing but its batch. The profile table's rows are the sigma_in choices, then
-    the target's sigma 1 (row len(sigma_choices))."""
+    the target's sigma 1 (row len(sigma_choices)); drift_keep and drift_emit are the law's drift thresholds
+    (noise.Drift; 0 and 2**32 without drift)."""
     sigmas = law.sigma_choices + (1.0,)
-    return dict(shift_low=law.shift.low, shift_thr=law.shift.tensor_u32(device),
+    keep, emit = _noise.drift_thresholds(law.drift)
+    return dict(drift_keep=keep, drift_emit=emit, shift_low=law.shift.low, shift_thr=law.shift.tensor_u32(device),
                 sigma_thr=law.sigma_index.tensor_u32(device),
                 sigma_values=torch.tensor(sigmas, dtype=torch.float32, device=device),
                 profiles=reference.gaussian_profiles(sigmas, law.size).to(device), target_row=len(sigmas) - 1)
 
 
-def _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds) -> NoiseLaw:
+def _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds, drift_keep,
+            drift_emit) -> NoiseLaw:
     """The law the noise op draws from: the tables it was given (a NoiseLaw's, taken apart because a custom
-    op's arguments are tensors and scalars), else the simulated law of k and shift_dist."""
+    op's arguments are tensors and scalars), else the simulated law of k and shift_dist; with the drift of
+    the thresholds drift_keep and drift_emit (noise.Drift's; 0 and 2**32: none)."""
+    drift = None if (drift_keep, drift_emit) == _noise.NO_DRIFT else _noise.Drift.from_thresholds(drift_keep,
+                                                                                                  drift_emit)
     if shift_thresholds is None:
-        return NoiseLaw.simulated(k, choices, size, shift_dist)
+        return NoiseLaw.simulated(k, choices, size, shift_dist, drift)
     return NoiseLaw(_noise.DiscreteTable(shift_low, tuple(shift_thresholds)),
-                    _noise.DiscreteTable(0, tuple(sigma_thresholds)), choices, size)
+                    _noise.DiscreteTable(0, tuple(sigma_thresholds)), choices, size, drift)
 
 
 @torch.library.custom_op("posedenoise::render", mutates_args=())
@@ -190,14 +196,19 @@ def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tens
              sigma_choices: List[float], seed: int, epoch: int, offset: int, size: int, amplitude: float,
              dtype: torch.dtype, inputs: bool, targets: bool, backend: str, shift_low: Optional[int] = None,
              shift_thresholds: Optional[List[int]] = None, sigma_thresholds: Optional[List[int]] = None,
+             drift_keep: int = 0, drift_emit: int = 2**32,
              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     # coords (B, T, K, 2) int32 -> inputs, targets (B, T, K, size, size) [each (0,) when not written],
     # noisy (B, T, K, 2) int32, sigma_in (B, T) float32. The noise is drawn from the given tables (then k and
     # shift_dist are unused), else from the simulated law of k and shift_dist: one path below for both.
+    # drift_keep, drift_emit: the drift's thresholds (noise.Drift); the defaults are no drift.
     choices = tuple(sigma_choices)
-    law = _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds)
+    law = _op_law(k, shift_dist, choices, size, shift_low, shift_thresholds, sigma_thresholds, drift_keep,
+                  drift_emit)
     if backend == "torch":
-        kw = dict(shift=law.shift, sigma_index=law.sigma_index, seed=seed, epoch=epoch, offset=offset, size=size)
+        keep, emit = _noise.drift_thresholds(law.drift)
+        kw = dict(shift=law.shift, sigma_index=law.sigma_index, seed=seed, epoch=epoch, offset=offset, size=size,
+                  keep=keep, emit=emit)
         noisy, idx = reference.simulate_noise(coords, window_ids, **kw)
         sigma_in = torch.tensor(choices, dtype=torch.float32, device=coords.device)[idx]
         empty = coords.new_empty((0,), dtype=dtype)
@@ -220,7 +231,8 @@ def _pair_op(coords: torch.Tensor, visible: torch.Tensor, window_ids: torch.Tens
 
 @_pair_op.register_fake
 def _(coords, visible, window_ids, k, shift_dist, sigma_choices, seed, epoch, offset, size, amplitude, dtype,
-      inputs, targets, backend, shift_low=None, shift_thresholds=None, sigma_thresholds=None):
+      inputs, targets, backend, shift_low=None, shift_thresholds=None, sigma_thresholds=None, drift_keep=0,
+      drift_emit=2**32):
     B, T, K, _ = coords.shape
     maps = lambda on: (B, T, K, size, size) if on else (0,)  # noqa: E731
     return (coords.new_empty(maps(inputs), dtype=dtype), coords.new_empty(maps(targets), dtype=dtype),
@@ -229,7 +241,7 @@ def _(coords, visible, window_ids, k, shift_dist, sigma_choices, seed, epoch, of
 
 def _cpp_heatmaps(coords, visible, profiles, *, rows=None, window_ids=None, shift_low=0, shift_thr=None,
                   sigma_thr=None, sigma_values=None, target_row=0, seed=0, epoch=0, offset=0, size=56,
-                  amplitude=255.0, inputs=True, targets=False):
+                  amplitude=255.0, inputs=True, targets=False, drift_keep=0, drift_emit=2**32):
     """Run csrc/heatmaps.cpp: render mode when `rows` is given (coords (N, 2)), else noisy-pair mode
     (coords (B, T, K, 2)). Allocates the outputs and passes raw pointers (the extension has no libtorch).
     Returns (maps, targets, noisy, sigma_in); unused outputs are empty tensors."""
@@ -245,8 +257,8 @@ def _cpp_heatmaps(coords, visible, profiles, *, rows=None, window_ids=None, shif
     _CPP.heatmaps(
         coords.data_ptr(), visible.data_ptr(), (none if noise else rows).data_ptr(), profiles.data_ptr(),
         (window_ids if noise else none).data_ptr(), st.data_ptr(), st.numel(), shift_low, gt.data_ptr(),
-        gt.numel(), (sigma_values if noise else none).data_ptr(), target_row, seed, epoch, offset,
-        maps.data_ptr(), clean.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
+        gt.numel(), (sigma_values if noise else none).data_ptr(), target_row, seed, epoch, offset, drift_keep,
+        drift_emit, maps.data_ptr(), clean.data_ptr(), noisy.data_ptr(), sigma_in.data_ptr(),
         B, T, K, size, float(amplitude), noise, inputs, targets, torch.get_num_threads())
     return maps, clean, noisy, sigma_in
 
@@ -367,6 +379,8 @@ def _noise_args(coords, visible, window_ids, k, sigma_choices, shift_dist, noise
         drawn = dict(k=0.0, shift_dist="normal", sigma_choices=list(law.sigma_choices), shift_low=law.shift.low,
                      shift_thresholds=list(law.shift.thresholds),
                      sigma_thresholds=list(law.sigma_index.thresholds))
+        if law.drift is not None:
+            drawn["drift_keep"], drawn["drift_emit"] = law.drift.thresholds
     return coords, visible, window_ids.to(torch.int64).contiguous(), size, drawn
 
 
@@ -384,7 +398,9 @@ def simulate_noise(coords: torch.Tensor, visible: torch.Tensor, window_ids: torc
 
     noise: a posedenoise.noise.NoiseLaw (e.g. a measured one, noise.load_noise_json) to draw the shifts and
     sigma_in from instead; then leave k, sigma_choices and shift_dist out, or give exactly those it was
-    simulated from (anything else is a ValueError). Its size must be `size`.
+    simulated from (anything else is a ValueError). Its size must be `size`. A law with a drift (noise.Drift,
+    e.g. NoiseLaw.simulated(k, sigma_choices, drift=Drift(0.9, 0.8))) draws shifts correlated across a
+    window's frames, each frame's with the same law (reference.simulate_noise defines it).
     """
     coords, visible, wid, size, drawn = _noise_args(coords, visible, window_ids, k, sigma_choices, shift_dist,
                                                     noise, seed, epoch, offset, size)

@@ -6,9 +6,14 @@ known-answer vectors).
 
 Conventions, stated once:
 - Coordinates are (x, y) = (column, row) in heatmap pixels; heatmaps are (..., H, W) = (..., y, x).
-- Randomness is Philox-4x32-10, keyed by (seed, epoch) and counted by (slot, frame, window id), where
-  slot 0 is the frame's draw (sigma_in) and slot j + 1 is keypoint j's draw (x shift, y shift); the
-  window's crop draw (scale, x shift, y shift) has slot CROP_SLOT = 2**32 - 1, frame 0, which no keypoint reaches.
+- Randomness is Philox-4x32-10, keyed by (seed, epoch) and counted by (slot, frame, window id lo, hi) with
+  words (r0, r1, r2, r3), where
+    slot 0, frame t:              frame t's draw: r0 -> sigma_in index;
+    slot j + 1, frame t:          keypoint j's draw: r0 -> x shift, r1 -> y shift; with drift, r2 -> keep the
+                                  previous latent shift, r3 -> emit the latent shift (simulate_noise);
+    slot j + 1, frame FRESH + t:  keypoint j's fresh shift at frame t when it does not emit the latent one
+                                  (r0 -> x, r1 -> y); FRESH = 2**31, beyond every frame index;
+    slot CROP_SLOT = 2**32 - 1, frame 0: the window's crop draw (scale, x shift, y shift); no keypoint reaches it.
 """
 from __future__ import annotations
 
@@ -134,26 +139,48 @@ def draw(table: DiscreteTable, u: torch.Tensor) -> torch.Tensor:
 
 
 def simulate_noise(coords: torch.Tensor, window_ids: torch.Tensor, *, shift: DiscreteTable,
-                   sigma_index: DiscreteTable, seed: int, epoch: int, offset: int = 0, size: int = 56):
+                   sigma_index: DiscreteTable, seed: int, epoch: int, offset: int = 0, size: int = 56,
+                   keep: int = 0, emit: int = 1 << 32):
     """Noisy coordinates and the index of each frame's input sigma, for a batch of windows.
 
     coords (B, T, K, 2) int; window_ids (B,) int64 -> (noisy (B, T, K, 2) int32, sigma_idx (B, T) int64)
     noisy = clip(coords + shift + offset, 0, size - 1), one shift per window, frame, keypoint and axis;
     sigma_in = sigma_choices[sigma_idx].
+
+    Drift (keep, emit: noise.Drift's integer thresholds; the defaults 0, 2**32 are no drift). For keypoint j
+    of a window, with r0..r3 the words of counter (j + 1, t, window id) and f0, f1 those of (j + 1, FRESH + t,
+    window id):
+      - frame t redraws the latent shift when t = 0 or r2(t) >= keep, else keeps the previous one: the latent
+        at t is the shift table's draw from (r0, r1) of frame j(t), the last frame <= t that redrew;
+      - frame t emits the latent when r3(t) < emit; otherwise its shift is a fresh draw from (f0(t), f1(t)).
+    Both axes share the decisions (x from r0 / f0, y from r1 / f1). Every frame's shift then has exactly the
+    shift table's law, and corr(s_t, s_t+h) = (keep / 2**32)**h (emit / 2**32)**2 = share rho**h. With
+    keep = 0 and emit = 2**32 every frame redraws and emits: shift(t) from (r0(t), r1(t)), the law without drift.
     """
     B, T, K, _ = coords.shape
     dev = coords.device
     wid = window_ids.to(torch.int64).view(B, 1, 1)
     frame = torch.arange(T, device=dev).view(1, T, 1)
     slot = torch.arange(K + 1, device=dev).view(1, 1, K + 1)        # 0: the frame; j + 1: keypoint j
-    r0, r1, _, _ = philox4x32(slot, frame, wid & M32, (wid >> 32) & M32, seed & M32, epoch & M32)
-    r0, r1 = r0.expand(B, T, K + 1), r1.expand(B, T, K + 1)
-    shifts = torch.stack([draw(shift, r0[..., 1:]), draw(shift, r1[..., 1:])], dim=-1)  # (B, T, K, 2)
+    w_lo, w_hi, k0, k1 = wid & M32, (wid >> 32) & M32, seed & M32, epoch & M32
+    r0, r1, r2, r3 = (r.expand(B, T, K + 1) for r in philox4x32(slot, frame, w_lo, w_hi, k0, k1))
+    own = torch.stack([r0[..., 1:], r1[..., 1:]], dim=-1)                                # (B, T, K, 2)
+    # j(t): the last frame <= t that redrew (frame 0 always does); the latent is its (r0, r1). Computed for
+    # every law (no drift: j(t) = t, and every frame emits), so that this one path defines them all.
+    redraw = r2[..., 1:] >= keep
+    redraw[:, 0] = True
+    last = torch.cummax(torch.where(redraw, frame, 0), dim=1).values                     # (B, T, K)
+    latent = torch.gather(own, 1, last[..., None].expand(B, T, K, 2))
+    f0, f1, _, _ = philox4x32(slot[..., 1:], FRESH + frame, w_lo, w_hi, k0, k1)
+    fresh = torch.stack([f0.expand(B, T, K), f1.expand(B, T, K)], dim=-1)
+    u = torch.where((r3[..., 1:] < emit)[..., None], latent, fresh)
+    shifts = draw(shift, u)                                                              # (B, T, K, 2)
     noisy = (coords.to(torch.int64) + shifts + offset).clamp(0, size - 1).to(torch.int32)
     return noisy, draw(sigma_index, r0[..., 0])
 
 
 CROP_SLOT = M32
+FRESH = 1 << 31   # frame offset of the fresh shift draws (drift): counter (j + 1, FRESH + t, window id)
 CROP_SCALE_ONE = 1024   # crop scales are drawn in steps of 1/1024
 
 
@@ -179,11 +206,12 @@ def crop_jitter(coords: torch.Tensor, window_ids: torch.Tensor, *, min_scale: in
 
 
 def noisy_pair(coords, visible, window_ids, *, shift, sigma_index, sigma_choices, seed, epoch, offset=0,
-               size=56, amplitude=255.0, dtype=torch.float32, targets=True):
+               size=56, amplitude=255.0, dtype=torch.float32, targets=True, keep=0, emit=1 << 32):
     """(inputs, targets, noisy, sigma_in): inputs = render(noisy, sigma_in), targets = render(coords, 1)
-    (None when targets=False). sigma_choices: a tuple of floats (float32 values)."""
+    (None when targets=False). sigma_choices: a tuple of floats (float32 values). keep, emit: drift
+    (simulate_noise)."""
     noisy, idx = simulate_noise(coords, window_ids, shift=shift, sigma_index=sigma_index, seed=seed, epoch=epoch,
-                                offset=offset, size=size)
+                                offset=offset, size=size, keep=keep, emit=emit)
     table = gaussian_profiles(tuple(sigma_choices) + (1.0,), size).to(coords.device)  # last row: sigma_out = 1
     rows = idx[..., None].expand(visible.shape)                                      # (B, T, K)
     kw = dict(amplitude=amplitude, dtype=dtype)

@@ -8,13 +8,14 @@ too under TRITON_INTERPRET=1) it checks:
   render   maps against scipy.ndimage.gaussian_filter (float64), relative error within float32 rounding,
            and bit for bit against the reference;
   noise    noisy keypoints, sigma_in and the (input, target) maps bit for bit against the reference, float16
-           and bfloat16 outputs equal to the float32 maps rounded to nearest even;
+           and bfloat16 outputs equal to the float32 maps rounded to nearest even; also for a law whose
+           shifts drift across frames (posedenoise.noise.Drift);
   argmax   against numpy.argmax (first maximum; a NaN map's first NaN), ties included;
   pck      hit and keypoint counts against a numpy loop, for the torso, box and fixed norms, including a
            distance exactly on the threshold that a fused multiply-add would misjudge.
 Prints one row per check with its largest error and a verdict; exits 0 when every check passes, else 1.
---quick draws the noise for one (seed, epoch, k) instead of three (a dry run's budget: under TRITON_INTERPRET=1
-the interpreter takes seconds per launch); benchmarks/gpu_check.py runs the full check on a GPU.
+--quick draws the noise for one (seed, epoch, k) instead of four (one of them with drift) (a dry run's budget: under
+TRITON_INTERPRET=1 the interpreter takes seconds per launch); benchmarks/gpu_check.py runs the full check on a GPU.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 
 from . import files, ops
 from .layout import POSE25, torso_indices
+from .noise import Drift, simulated
 
 SIGMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 RENDER_RTOL = 2.0**-21   # four float32 roundings (two factors, their product, the amplitude) of the exact map
@@ -49,7 +51,8 @@ def _targets():
     return out
 
 
-NOISE_CASES = ((2**32 - 1, 16, 1.0), (0, 0, 1.0), (1, 1, 2.0))   # (seed, epoch, k); --quick: the first
+# (seed, epoch, k, drift); --quick: the first. The last: shifts that drift (noise.Drift(rho, share)).
+NOISE_CASES = ((2**32 - 1, 16, 1.0, None), (0, 0, 1.0, None), (1, 1, 2.0, None), (3, 7, 1.0, (0.9, 0.8)))
 
 
 def check_render(backend, dev, quick=False):
@@ -81,8 +84,10 @@ def check_noise(backend, dev, quick=False):
     visible = torch.rand(B, 5, K, generator=g) > 0.2
     wid = torch.tensor([0, 2**40 + 1] + list(range(7, 7 + B - 2)))
     worst, ok = 0, True
-    for seed, epoch, k in NOISE_CASES[:1] if quick else NOISE_CASES:
-        kw = dict(k=k, sigma_choices=SIGMAS, seed=seed, epoch=epoch, return_noise=True)
+    for seed, epoch, k, drift in NOISE_CASES[:1] if quick else NOISE_CASES:
+        law = dict(k=k, sigma_choices=SIGMAS) if drift is None else \
+            dict(noise=simulated(k, SIGMAS, drift=Drift(*drift)))
+        kw = dict(seed=seed, epoch=epoch, return_noise=True, **law)
         ref = ops.noisy_pair(coords, visible, wid, backend="torch", **kw)
         out = [t.cpu() for t in ops.noisy_pair(coords.to(dev), visible.to(dev), wid.to(dev), backend=backend, **kw)]
         worst = max(worst, int((out[2] != ref[2]).sum()) + int((out[3] != ref[3]).sum()),
@@ -177,7 +182,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m posedenoise.selfcheck", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     ap.add_argument("--json", help="also write the rows to this file")
-    ap.add_argument("--quick", action="store_true", help="the noise check draws one (seed, epoch, k), not three")
+    ap.add_argument("--quick", action="store_true", help="the noise check draws one (seed, epoch, k), not four")
     args = ap.parse_args(argv)
     info = {k: v for k, v in ops.available_backends().items() if k != "default"}
     print(f"torch {torch.__version__}; CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")

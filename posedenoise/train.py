@@ -34,7 +34,7 @@ from .data.paired import is_paired_data as is_paired
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import (SETUPS, batch_inputs, evaluate, filter_test, fit_filters, fmt, format_test_table,
                          masked_mse, overall_dict, run_noise, test_report)
-from .noise import load_noise_json
+from .noise import Drift, load_noise_json
 from .sequences import image_table, paired_image_report
 from .memory import keep_freed_memory
 from .models import FILTERS, MODELS, build, model_options
@@ -94,6 +94,12 @@ class TrainConfig:
         "metavar": "NOISE_JSON",
         "help": "train on a measured noise law (python -m posedenoise.calibrate writes it) instead of --k's "
                 "simulated shifts and the setup's blur; its \"sigma\": null keeps the setup's blur"})
+    drift: Optional[str] = field(default=None, metadata={
+        "metavar": "RHO,SHARE",
+        "help": "shifts that drift across a window's frames, as a real estimator's error does: a share SHARE in "
+                "[0, 1] of the shift variance persists from frame to frame with RHO in [0, 1) (correlation "
+                "SHARE * RHO**h at lag h; each frame's shift keeps its law), e.g. 0.9,0.8; added to --k's law or "
+                "--noise's, overriding the file's drift (0,1: none); default: the file's, else none"})
     init: Optional[str] = field(default=None, metadata={
         "metavar": "RUN_OR_CKPT",
         "help": "start from a trained model (a run directory's best checkpoint, or a .pt file): finetuning, e.g. "
@@ -149,6 +155,12 @@ class TrainConfig:
             except DataError as e:
                 raise cli.InputError(f"--noise: {e}") from None
             self.noise_law = law.to_json_dict()
+        if self.drift is not None:   # recorded as given, normalised; run_noise builds the law with it
+            try:
+                d = Drift.parse(self.drift)
+            except ValueError as e:
+                raise cli.InputError(f"--drift {self.drift}: {e}") from None
+            self.drift = f"{d.rho!r},{d.share!r}"
         synthetic = self.data == "synthetic"
         if not synthetic:   # recorded in the run (config.json, checkpoints): evaluate and resume it from anywhere
             self.data = os.path.abspath(self.data)
@@ -177,7 +189,7 @@ class TrainConfig:
 # without a word (the optimizer and scheduler states bring their own lr and patience). --epochs, --early-stop,
 # --device, --backend and --quiet may change on --resume.
 RUN_FLAGS = ("model", "model_arg", "init", "noise", "setup", "k", "data", "seed", "split", "num_windows", "batch_size",
-             "lr", "patience", "schedule", "crop_scale", "crop_shift")
+             "lr", "patience", "schedule", "crop_scale", "crop_shift", "drift")
 
 
 def flag_defaults() -> dict:

@@ -128,6 +128,58 @@ def test_lag1_autocorrelation_is_near_zero_for_independent_jitter():
     assert abs(ac["pooled"]) < 0.03 and ac["pairs"] == 398 * K * 2
 
 
+def ar1_drift_plus_jitter(seed, rho=0.9, sd_drift=2.0, sd_jitter=1.0, videos=24, length=80):
+    """Shifts (F, K, 2) in grid px: per video, keypoint and axis a stationary AR(1) offset (rho, sd_drift) plus
+    independent per-frame jitter (sd_jitter), rounded; with the videos' starts and lengths."""
+    rng = np.random.default_rng(seed)
+    off = np.empty((videos, length, K, 2))
+    off[:, 0] = rng.normal(0, sd_drift, (videos, K, 2))
+    for t in range(1, length):
+        off[:, t] = rho * off[:, t - 1] + rng.normal(0, sd_drift * np.sqrt(1 - rho ** 2), (videos, K, 2))
+    shift = np.rint(off + rng.normal(0, sd_jitter, off.shape)).astype(np.int64).reshape(videos * length, K, 2)
+    return shift, np.arange(videos) * length, np.full(videos, length)
+
+
+def test_drift_is_told_from_jitter():
+    """AR(1) drift (rho 0.9, sd 2 px) plus jitter (sd 1 px): acf(h) = 4 rho**h / (4 + 1 + 1/12) (rounding adds
+    variance 1/12), so share = 4 / 5.083 = 0.787 (~4/5) and rho = 0.9. Tolerances: 3x the spread of 12 seeds
+    (rho 0.898 to 0.903, share 0.782 to 0.792; ~92000 pairs per lag, sampling sd of each acf ~0.005)."""
+    shift, starts, lengths = ar1_drift_plus_jitter(0)
+    acf, drift = calibrate.drift_report(shift, np.ones(shift.shape[:2], bool), starts, lengths)
+    assert acf["lags"] == [1, 2, 3, 4] and min(acf["pairs"]) > 90000
+    assert abs(drift["rho"] - 0.9) < 0.01, drift
+    assert abs(drift["share"] - 4 / (5 + 1 / 12)) < 0.015 and abs(drift["share"] - 0.8) < 0.03, drift
+    assert drift["lags"] == acf["acf"] and abs(acf["acf"][0] - 0.9 * 4 / (5 + 1 / 12)) < 0.015
+
+
+def test_independent_jitter_has_no_drift():
+    shift, starts, lengths = ar1_drift_plus_jitter(1, sd_drift=0.0)
+    acf, drift = calibrate.drift_report(shift, np.ones(shift.shape[:2], bool), starts, lengths)
+    assert drift is None and max(abs(a) for a in acf["acf"]) < 0.02, acf
+
+
+def test_fit_drift_recovers_its_own_law_and_needs_pairs_and_a_lag_1_correlation():
+    for rho, share in ((0.9, 0.8), (0.5, 1.0), (0.97, 0.3), (0.2, 0.6)):
+        acf = [share * rho ** h for h in calibrate.DRIFT_LAGS]
+        fit = calibrate.fit_drift(acf, [1000] * 4)
+        assert abs(fit["rho"] - rho) < 1e-5 and abs(fit["share"] - share) < 1e-5 and fit["rms"] < 1e-6, fit
+    assert calibrate.fit_drift([0.72, 0.65, 0.58, 0.52], [1000, 1000, 1000, 499]) is None    # too few pairs
+    assert calibrate.fit_drift([0.72, 0.65, 0.58, None], [1000] * 4) is None                  # no pair at a lag
+    assert calibrate.fit_drift([0.05, 0.04, 0.03, 0.02], [1000] * 4) is None                  # acf(1) <= 0.05
+    assert calibrate.fit_drift([1.2, 1.1, 1.05, 1.0], [1000] * 4) == pytest.approx(
+        {"rho": 0.99, "share": 1.0, "rms": calibrate.fit_drift([1.2, 1.1, 1.05, 1.0], [1000] * 4)["rms"]})  # clipped
+
+
+def test_drift_of_the_world(measured):
+    """The world's AR(1) offset (AR 0.95, 70% of the variance) is the drift fitted: within 0.01 in rho and 0.03
+    in share of the truth (4 seeds: rho 0.947 to 0.952, share 0.680 to 0.697 against 0.697; clipped pairs are
+    truncated, which pulls the share down)."""
+    r, truth = measured
+    share = truth["lag1"] / AR
+    assert abs(r["drift"]["rho"] - AR) < 0.01 and abs(r["drift"]["share"] - share) < 0.03, r["drift"]
+    assert r["autocorrelation"]["acf"][0] == r["autocorrelation_lag1"]["pooled"]
+
+
 def test_blur_histogram_and_sigma_probabilities():
     cache, truth = world(seed=2, videos=1, length=80, heatmaps=True)
     r = calibrate.calibrate(cache)
@@ -152,6 +204,7 @@ def test_cli_writes_noise_json(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         calibrate.main([path, "--out", str(out)])
     assert "| k (shift" in printed.getvalue() and "lag-1 autocorrelation" in printed.getvalue()
+    assert "| autocorrelation (pooled) |" in printed.getvalue() and "drift: rho = " in printed.getvalue()
     r = json.loads(out.read_text())
     assert r["format"] == "posedenoise-noise/1" and r["source"] == path
     for law in ("shift", "sigma"):
@@ -163,15 +216,24 @@ def test_cli_writes_noise_json(tmp_path):
     h = r["sigma_histogram"]
     assert len(h["edges"]) == len(h["counts"]) + 1 and sum(h["counts"]) == r["sigma_fitted"]["maps"]
     assert r["keypoints_counted"] == int(cache.visible.sum())
+    assert set(r["drift"]) == {"rho", "share", "lags"} and len(r["drift"]["lags"]) == 4
     from posedenoise.noise import load_noise_json        # what `train --noise` reads
     law = load_noise_json(out)
     assert law.sigma_choices == (1.0, 1.5, 2.0, 2.5, 3.0)
+    assert (law.drift.rho, law.drift.share) == (r["drift"]["rho"], r["drift"]["share"])
 
 
 def test_no_heatmaps_gives_null_sigma():
     cache, _ = world(seed=5, videos=2, length=20)
     r = calibrate.calibrate(cache)
     assert r["sigma"] is None and r["sigma_histogram"] is None and r["k"] > 0
+
+
+def test_few_pairs_give_null_drift_and_say_why():
+    cache, _ = world(seed=5, videos=1, length=8)           # 4 frames apart: ~4 x 25 x 2 pairs, under 500
+    r = calibrate.calibrate(cache)
+    assert r["drift"] is None and max(r["autocorrelation"]["pairs"]) < calibrate.DRIFT_MIN_PAIRS
+    assert "drift: none (fewer than 500 pairs at a lag)" in calibrate.table(r)
 
 
 @pytest.mark.parametrize("argv, names", [(["missing.npz"], "missing.npz"),

@@ -7,7 +7,7 @@ import torch
 
 from conftest import backends_here
 from posedenoise import ops, reference
-from posedenoise.noise import choice_table, shift_table
+from posedenoise.noise import Drift, choice_table, shift_table, simulated
 
 SIGMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 
@@ -32,13 +32,19 @@ def test_philox_matches_random123_known_answers():
 
 
 @pytest.mark.parametrize("backend", [b for b in backends_here() if b != "torch"])
-@pytest.mark.parametrize("k,dist,choices", [(1, "normal", SIGMAS), (2, "normal", None), (1.5, "uniform", (2.0, 0.5))])
-def test_backends_draw_bit_identical_noise_and_pairs(backend, k, dist, choices):
+@pytest.mark.parametrize("k,dist,choices,drift", [
+    (1, "normal", SIGMAS, None), (2, "normal", None, None), (1.5, "uniform", (2.0, 0.5), None),
+    # shifts that drift across frames (noise.Drift(rho, share)): keep and emit of either width, emit always
+    (1, "normal", SIGMAS, (0.9, 0.8)), (2, "normal", None, (0.3, 1.0)), (1.5, "uniform", (2.0, 0.5), (0.2, 0.04)),
+    (1, "normal", SIGMAS, (0.999, 0.0))])
+def test_backends_draw_bit_identical_noise_and_pairs(backend, k, dist, choices, drift):
     B = 2 if backend == "triton" else 32
     K = 4 if backend == "triton" else 25
     coords, visible = batch(B, K=K)
     wid = torch.tensor([5, 2**40 + 3] + list(range(100, 100 + B - 2)))[:B]
-    kw = dict(k=k, sigma_choices=choices, seed=2**32 - 1, epoch=3, shift_dist=dist, offset=1)
+    law = dict(k=k, sigma_choices=choices, shift_dist=dist) if drift is None else \
+        dict(noise=simulated(k, choices, 56, dist, drift=Drift(*drift)))
+    kw = dict(seed=2**32 - 1, epoch=3, offset=1, **law)
     ref = ops.noisy_pair(coords, visible, wid, backend="torch", return_noise=True, **kw)
     out = ops.noisy_pair(coords, visible, wid, backend=backend, return_noise=True, **kw)
     assert torch.equal(out[2], ref[2]) and torch.equal(out[3], ref[3])
@@ -105,10 +111,11 @@ def test_triton_half_rounding_is_to_nearest_even_on_ties():
         assert torch.equal(y.cpu(), x.to(dtype)), dtype
 
 
-def test_noise_is_independent_of_batch_composition_and_order():
+@pytest.mark.parametrize("drift", [None, Drift(0.8, 0.7)])
+def test_noise_is_independent_of_batch_composition_and_order(drift):
     coords, visible = batch(12)
     wid = torch.arange(1000, 1012)
-    kw = dict(k=2, sigma_choices=SIGMAS, seed=9, epoch=4)
+    kw = dict(noise=simulated(2, SIGMAS, drift=drift), seed=9, epoch=4)
     for backend in backends_here():
         if backend == "triton":
             continue  # covered through bit-equality with the reference above

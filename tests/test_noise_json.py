@@ -13,8 +13,8 @@ from conftest import backends_here
 from posedenoise import ops
 from posedenoise.data import DataError
 from posedenoise.evaluation import model_batch
-from posedenoise.noise import (NOISE_FORMAT, NoiseLaw, choice_table, from_json_dict, load_noise_json, shift_table,
-                               sigma_choices_tuple, simulated)
+from posedenoise.noise import (NOISE_FORMAT, Drift, NoiseLaw, choice_table, from_json_dict, load_noise_json,
+                               shift_table, sigma_choices_tuple, simulated)
 
 SIGMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 # A skewed law no Gaussian gives: a gap, mass on -3, 0 and +5, and a shift past the map folded onto +55.
@@ -246,6 +246,14 @@ def _edit(path, value):
     (_edit("sigma.values", [3.0, 1.0, float("nan"), 1.5]), "sigma.values", "got nan"),
     (_edit("sigma.values", [3.0, True, 2.5, 1.5]), "sigma.values", "numbers, got True"),
     (_edit("sigma", [1.0, 2.0]), "sigma", "an object with 'values' and 'probs'"),
+    ({**SKEWED, "drift": [0.9, 0.8]}, "drift", "null or an object with 'rho' and 'share', got \\[0.9, 0.8\\]"),
+    ({**SKEWED, "drift": {"share": 0.8}}, "drift.rho", "a number in \\[0, 1\\), got nothing"),
+    ({**SKEWED, "drift": {"rho": 1.0, "share": 0.8}}, "drift.rho", "a number in \\[0, 1\\), got 1.0"),
+    ({**SKEWED, "drift": {"rho": -0.1, "share": 0.8}}, "drift.rho", "got -0.1"),
+    ({**SKEWED, "drift": {"rho": "0.9", "share": 0.8}}, "drift.rho", "got '0.9'"),
+    ({**SKEWED, "drift": {"rho": 0.9, "share": 1.5}}, "drift.share", "a number in \\[0, 1\\], got 1.5"),
+    ({**SKEWED, "drift": {"rho": 0.9, "share": float("nan")}}, "drift.share", "got nan"),
+    ({**SKEWED, "drift": {"rho": 0.9, "share": True}}, "drift.share", "got True"),
 ])
 def test_bad_noise_json_names_the_file_and_field(tmp_path, doc, field, says):
     path = write(tmp_path, doc)
@@ -261,6 +269,22 @@ def test_not_a_noise_json(tmp_path, text, says):
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     with pytest.raises(DataError, match=f"^{re.escape(str(path))}: {says}"):
         load_noise_json(path)
+
+
+def test_drift_round_trips_and_missing_or_null_is_none(tmp_path):
+    """noise.json's optional "drift": {"rho", "share"} (calibrate adds "lags", ignored here); missing or null
+    means no drift. to_json_dict writes it, so that a law with drift round-trips, through a file too."""
+    assert from_json_dict(SKEWED).drift is None and from_json_dict({**SKEWED, "drift": None}).drift is None
+    law = from_json_dict({**SKEWED, "drift": {"rho": 0.9, "share": 0.8, "lags": [0.7, 0.6, 0.5, 0.4]}})
+    assert law.drift == Drift(0.9, 0.8) and law == from_json_dict(SKEWED).with_drift(Drift(0.9, 0.8))
+    assert law.to_json_dict()["drift"] == {"rho": 0.9, "share": 0.8}
+    assert from_json_dict(law.to_json_dict()) == law and hash(from_json_dict(law.to_json_dict())) == hash(law)
+    assert load_noise_json(write(tmp_path, law.to_json_dict())) == law
+    assert from_json_dict(from_json_dict(SKEWED).to_json_dict()).drift is None       # "drift": null
+    sim = simulated(1, SIGMAS, drift=Drift(0.5, 1))                                   # ints are numbers too
+    assert from_json_dict(json.loads(json.dumps(sim.to_json_dict())), sigma_choices=SIGMAS) == sim
+    edge = from_json_dict({**SKEWED, "drift": {"rho": 0, "share": 1}})
+    assert edge.drift == Drift(0.0, 1.0) and edge.drift.thresholds == (0, 2**32)
 
 
 def test_a_law_rejects_an_index_table_the_kernels_cannot_draw():

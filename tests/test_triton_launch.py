@@ -102,3 +102,20 @@ def test_measured_noise_laws_compile_their_own_table_sizes(launches, cc):
         assert any(r["constants"].get(name) == 1 for r in heat), name
     for name in ("n_shift_thr", "shift_low", "n_sigma_thr"):
         assert any(name in r["divisible_16"] for r in heat), name
+
+
+@pytest.mark.parametrize("cc", CCS)
+def test_drifting_laws_compile_the_drift_specialisation(launches, cc):
+    """A law with drift (posedenoise.noise.Drift) compiles the pair kernel with DRIFT in every mode (noise
+    only, inputs, inputs and targets), its thresholds keep and emit as runtime values of either width, never
+    specialised (one kernel serves every rho and share); without drift DRIFT is off. Spills and registers:
+    test_no_spills_and_bounded_registers, over these too (triton_launch.DRIFTS)."""
+    heat = [r for r in launches[cc][0] if r["kernel"] == "_heatmap_kernel"]
+    drift = [r for r in heat if r["constants"].get("DRIFT")]
+    assert drift and all(" drift " in r["first_launch"] for r in drift)
+    assert not any(r["constants"].get("DRIFT") for r in heat if " drift " not in r["first_launch"])
+    modes = {(r["constants"]["INPUTS"], r["constants"]["TARGETS"]) for r in drift}
+    assert modes == {(False, False), (True, False), (True, True)}, modes
+    assert not any({"keep", "emit"} & (set(r["constants"]) | set(r["divisible_16"])) for r in heat)
+    for name in ("keep", "emit"):
+        assert {r["signature"][name] for r in drift} == {"i32", "i64"}, name

@@ -128,6 +128,14 @@ EMPIRICAL = {
     "folded": ({-100: 0.1, 0: 0.8, 100: 0.1}, None),             # low -55, 110 thresholds; sigma: setup 2's
 }
 
+# Drifting laws (posedenoise.noise.Drift: the DRIFT specialisation of the pair kernel) as (rho, share): the
+# thresholds keep and emit are never specialised, but their type is: each of i32 and i64 for each.
+DRIFTS = {
+    "0.9,0.8": (0.9, 0.8),     # keep, emit >= 2**31: both i64
+    "0.3,1": (0.3, 1.0),       # keep i32, emit = 2**32 (always) i64
+    "0.2,0.04": (0.2, 0.04),   # both i32
+}
+
 
 def launches():
     """(label, thunk) for every launch scenario; each thunk calls a public entry point. Grids over the values
@@ -136,7 +144,7 @@ def launches():
 
     from posedenoise import ops
     from posedenoise.evaluation import ALPHAS, SETUPS, model_batch
-    from posedenoise.noise import NOISE_FORMAT, from_json_dict
+    from posedenoise.noise import NOISE_FORMAT, Drift, from_json_dict, simulated
 
     def batch(B, T, K):
         coords = torch.zeros(B, T, K, 2, dtype=torch.int64)
@@ -226,6 +234,21 @@ def launches():
                             empirical(noise, ops.noisy_pair, B, T, K, dtype=dtype)))
             out.append((f"simulate_noise empirical {name} B={B} T={T} K={K}",
                         empirical(noise, ops.simulate_noise, B, T, K)))
+    # then the drifting laws: simulated (both setups' blur) and a measured one, every mode of the pair kernel
+    for name, (rho, share) in DRIFTS.items():
+        drift = Drift(rho, share)
+        laws = {f"setup={s}": simulated(1.0, SETUPS[s]["sigma_choices"], drift=drift) for s in (1, 2)}
+        laws["empirical skewed"] = law(*EMPIRICAL["skewed"]).with_drift(drift)
+        for what, noise in laws.items():
+            for B, T, K in ((16, 5, 25), (1, 1, 1), (1, 5, 1)):
+                for kind in ("heatmaps", "coords"):
+                    out.append((f"train {kind} drift {name} {what} B={B} T={T} K={K}",
+                                empirical(noise, lambda *a, kind=kind, **kw: model_batch(*a, kind, **kw), B, T, K)))
+                for dtype in (torch.float16, torch.bfloat16):
+                    out.append((f"noisy_pair {dtype} drift {name} {what} B={B} T={T} K={K}",
+                                empirical(noise, ops.noisy_pair, B, T, K, dtype=dtype)))
+                out.append((f"simulate_noise drift {name} {what} B={B} T={T} K={K}",
+                            empirical(noise, ops.simulate_noise, B, T, K)))
     return out
 
 
