@@ -14,6 +14,7 @@ line on stderr every tenth of an epoch, at least once a minute, with the rate an
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -494,10 +495,14 @@ def demo_pictures(out: str) -> List[str]:
     """A run's learning curves (curves.png: validation PCK@0.2 with its best filter's, train loss) and its
     first test window through inspect (window.png: input, prediction and target per frame)."""
     from . import inspect
-    from .experiments import load_run
-    from .results import draw_curves
+    from .curves import draw_curves
+
+    def read(name):
+        with open(os.path.join(out, name), encoding="utf-8") as f:
+            return [json.loads(line) for line in f] if name.endswith(".jsonl") else json.load(f)
+    run = {"metrics": read("metrics.jsonl"), "test": read("test.json"), "config": read("config.json")}
     curves, window = os.path.join(out, "curves.png"), os.path.join(out, "window.png")
-    draw_curves([load_run(out)], f"learning curves: {out}", curves)
+    draw_curves([run], f"learning curves: {out}", curves, [run["config"]["model"]])
     print(f"wrote {curves}")
     inspect.main([out, "--window", "0", "--out", window])          # prints "wrote <window>"
     return [curves, window]
