@@ -280,7 +280,7 @@ def calibrate_cli(tmp_path, capsys, kind):
     from posedenoise import prepare
     paired_folder(tmp_path / kind, kind)
     cache, out = tmp_path / f"{kind}.npz", tmp_path / "noise.json"
-    prepare.main(["--paired", str(tmp_path / kind), "--out", str(cache)])
+    prepare.main(["--paired", str(tmp_path / kind), "--frame", "crop", "--out", str(cache)])
     capsys.readouterr()
     try:
         calibrate.main([str(cache), "--out", str(out)])
@@ -317,7 +317,7 @@ def test_the_refused_data_are_what_they_claim(tmp_path):
     from posedenoise.data.paired import build_paired, read_folder
     for kind, low, high in (("unrelated", 14, 56), ("border", 2, 14)):
         paired_folder(tmp_path / kind, kind)
-        p = build_paired(read_folder(str(tmp_path / kind)))
+        p = build_paired(read_folder(str(tmp_path / kind), "crop"))
         err = np.median(np.linalg.norm(p.est - p.gt, axis=-1))
         assert low < err < high, (kind, err)
     assert np.isin(p.est, (0, 55)).all()
