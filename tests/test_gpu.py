@@ -26,6 +26,25 @@ def test_triton_is_the_default_on_cuda():
     assert ops.resolve_backend(None, torch.device(CUDA)) == "triton"
 
 
+@pytest.mark.parametrize("rho,share", [(0.9, 0.8), (0.5, 1.0), (0.99, 0.3), (0.0, 1.0)])
+@pytest.mark.parametrize("T", [1, 5])
+def test_drifting_noise_is_bit_identical_to_the_cpu(rho, share, T):
+    """The drift chain (noise.Drift) drawn by the compiled Triton kernel: inputs, targets, shifts and sigma
+    indices equal to the torch reference's on the CPU, bit for bit; (0, 1) is the law without drift."""
+    from posedenoise.noise import Drift, simulated
+    law = simulated(1.5, SIGMAS).with_drift(Drift(rho, share))
+    coords, visible = _batch(32, seed=3)
+    coords, visible = coords[:, :T].contiguous(), visible[:, :T].contiguous()
+    wid = torch.arange(32) * 104729 + 2**32 - 5
+    kw = dict(noise=law, seed=7, epoch=3, return_noise=True)
+    ref = ops.noisy_pair(coords, visible, wid, backend="torch", **kw)
+    out = ops.noisy_pair(coords.to(CUDA), visible.to(CUDA), wid.to(CUDA), **kw)
+    for a, b in zip(out, ref):
+        assert torch.equal(a.cpu(), b)
+    sim = ops.simulate_noise(coords.to(CUDA), visible.to(CUDA), wid.to(CUDA), noise=law, seed=7, epoch=3)
+    assert torch.equal(sim[0].cpu(), ref[2]) and torch.equal(sim[1].cpu(), ref[3])
+
+
 def test_render_equals_the_reference_bit_for_bit_and_scipy_to_float32_rounding():
     pts = [(0, 0), (55, 0), (0, 55), (55, 55), (0, 27), (20, 0), (1, 1), (27, 28)]
     c, v = torch.tensor(pts), torch.ones(len(pts), dtype=torch.bool)
