@@ -73,8 +73,11 @@ def main(argv=None):
     ap.add_argument("--penn-action", default=os.path.join(ROOT, "..", "shared", "data", "penn_action"),
                     help="Penn Action folder (raw labels in image pixels) for the stand-in")
     ap.add_argument("--videos", type=int, default=10 ** 9, help="at most this many test videos for the stand-in")
-    ap.add_argument("--pretrain-epochs", type=int, default=10)
+    ap.add_argument("--pretrain-epochs", type=int, default=30, help="pose-mlp's recipe: 30")
     ap.add_argument("--finetune-epochs", type=int, default=20)
+    ap.add_argument("--arms", default="no-drift,drift",
+                    help="which pretraining arms to run (two processes can run one each; the summary is written "
+                         "once both have finished)")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of each command")
     ap.add_argument("--quick", action="store_true", help="synthetic data, a few videos and windows, one epoch")
     args = ap.parse_args(argv)
@@ -94,7 +97,11 @@ def main(argv=None):
     small = ["--num-windows", str(QUICK["num_windows"])] if args.quick else []
     pre_epochs = QUICK["pretrain_epochs"] if args.quick else args.pretrain_epochs
     fine_epochs = QUICK["finetune_epochs"] if args.quick else args.finetune_epochs
-    for name, drift in (("no-drift", ["--drift", "0,1"]), ("drift", [])):
+    arms = {"no-drift": ["--drift", "0,1"], "drift": []}
+    for name in args.arms.split(","):
+        if name not in arms:
+            raise SystemExit(f"standin_bench: --arms: expected no-drift and/or drift, got {name!r}")
+        drift = arms[name]
         pre, fine = p(f"pretrained-{name}"), p(f"finetuned-{name}")
         if not os.path.exists(os.path.join(pre, "test.json")):
             seconds[f"pretrain {name}"] = run(
@@ -107,10 +114,12 @@ def main(argv=None):
             seconds[f"finetune {name}"] = run(
                 ["posedenoise.train", "--init", pre, "--data", p("paired.npz"), "--epochs", str(fine_epochs),
                  "--out", fine, "--quiet"], log, args.threads)
-    summarise(args.out, seconds)
+    files.write_json(p(f"seconds-{args.arms.replace(',', '-')}.json"), seconds)
+    if all(os.path.exists(p(f"finetuned-{name}", "test.json")) for name in arms):
+        summarise(args.out)
 
 
-def summarise(out, seconds):
+def summarise(out):
     """summary.json (every row's image-pixel statistics) and summary.md (the table)."""
     from posedenoise.sequences import image_table
     with open(os.path.join(out, "noise.json")) as f:
@@ -133,6 +142,11 @@ def summarise(out, seconds):
         base[part].pop("pose-mlp", None)
     filters = [k for k in base["detected"] if k.endswith("filter")]
     best = min(filters, key=lambda k: base["detected"][k]["mean"])
+    seconds = {}
+    for name in sorted(os.listdir(out)):
+        if name.startswith("seconds-"):
+            with open(os.path.join(out, name)) as f:
+                seconds.update(json.load(f))
     summary = {"standin": vars(STANDIN), "noise_json_drift": law.get("drift"), "seconds": seconds,
                "best_filter_by_mean_px": best, "image_px": base}
     files.write_json(os.path.join(out, "summary.json"), summary)
