@@ -15,8 +15,10 @@ keypoints (F, 25, 2|3) already on the grid, the old interface: its output adds t
 A keypoint is missed where its confidence is not above --min-confidence (default 0). The model's output there
 is its estimate (a model finetuned on paired data has learned to fill a miss; a pretrained one has seen only
 keypoints present in some frame); --missing fill (default) returns it, marked in 'filled'; --missing nan
-returns NaN there. A keypoint the estimator output in no frame of the video is NaN either way. Keypoints of the input's layout that the model does not know (pose25 lacks them) come back
-as the estimator gave them, with denoised[k] False.
+returns NaN there. A miss in a gap the windows cannot see across (some window over the frame holds the
+keypoint in none of its frames) is NaN either way: there the model's output was never trained. Keypoints of
+the input's layout that the model does not know (pose25 lacks them) come back as the estimator gave them,
+with denoised[k] False.
 
 OUTPUT (.npz) holds:
   keypoints (F, K, 2) float64  x, y in the input's pixels and layout (--frame grid: heatmap pixels, float32)
@@ -25,6 +27,7 @@ OUTPUT (.npz) holds:
   denoised  (K,) bool          the keypoint went through the model
   boxes     (F, 4) float64     per frame (sx, sy, ox, oy): image px = grid px * s + o
   layout    0-d str            the input's layout
+  raw       (F, K, 3) float64  the estimator's keypoints as read (the person taken): x, y, confidence
   heatmaps  (F, 25, 56, 56)    --frame grid only: the denoised heatmaps (all zero for missing keypoints)
   visible   (F, 25) bool       --frame grid only: present in the input (as 'present')
 """
@@ -49,7 +52,7 @@ from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 from .noise import MIN_SIGMA, check_sigma
 from .data.paired import AMPLITUDE
-from .sequences import run_sequence
+from .sequences import answerable, run_sequence
 
 PROG = "posedenoise.denoise"
 
@@ -248,23 +251,25 @@ def main(argv=None):
     seen = track.keypoints[..., 2] > cfg.min_confidence
     denoised = np.zeros(K, bool)
     denoised[src] = True
-    # A keypoint the estimator never output in this video (one its layout has but the person never showed, or
-    # the model's training data lacked) has nothing of its own to fill from: NaN, never a guess.
-    never = denoised & ~seen.any(0)
-    filled = ~seen & (denoised & ~never)[None, :]
-    result[:, never] = np.nan
+    # A miss is filled only where every window over the frame holds the keypoint somewhere: elsewhere (a long
+    # gap, a keypoint never output in the video) the model's output was never trained, and a guess is worse than nothing.
+    fillable = answerable(torch.from_numpy(seen), step=step).numpy()
+    gap = ~seen & ~fillable & denoised[None, :]
+    filled = ~seen & fillable & denoised[None, :]
+    result[gap] = np.nan
     if cfg.missing == "nan":
         result[~seen] = np.nan
     clipped = int(grid["clipped"])
     with files.atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, keypoints=result, filled=filled if cfg.missing == "fill" else np.zeros_like(filled),
-                     present=seen, denoised=denoised, boxes=to_image, layout=np.array(track.layout))
+                     present=seen, denoised=denoised, boxes=to_image, layout=np.array(track.layout),
+                     raw=track.keypoints)
     finetuned = bool(state["config"].get("init"))
     fills = int(filled.sum())
     print(f"denoised {F} frames, {int(seen[:, denoised].sum())} of {F * int(denoised.sum())} keypoints present, "
           f"{fills} missed ones " + ("filled (marked in 'filled')" if cfg.missing == "fill" else "left NaN")
-          + (f", {int(never.sum())} keypoints never output in this video left NaN" if never.any() else "")
+          + (f", {int(gap.sum())} in gaps longer than a window left NaN" if gap.any() else "")
           + (f", {clipped} outside their smoothed box clipped to it" if clipped else "") + f", in image pixels -> {out}")
     if fills and cfg.missing == "fill" and not finetuned:
         cli.warn(PROG, f"{cfg.checkpoint}: not finetuned on paired data (no --init in its config): its estimates "

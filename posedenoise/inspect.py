@@ -39,7 +39,7 @@ from . import files, ops
 from .denoise import read_input
 from .evaluate import open_run
 from .evaluation import EVAL_EPOCH, SETUPS, batch_inputs
-from .layout import POSE25, SKELETON25
+from .layout import LAYOUTS, POSE25, SKELETON25
 
 PROG = "posedenoise.inspect"
 MAX_WORST = 20          # blocks in one PNG: 20 are already 15,300 px tall
@@ -293,23 +293,27 @@ def _jitter(xy: np.ndarray) -> float:
     return float(step.mean()) if len(step) else float("nan")
 
 
-def inspect_trajectories(cfg: InspectConfig) -> str:
-    names = [n.strip() for n in (cfg.keypoints or "nose,left_wrist,right_wrist").split(",") if n.strip()]
-    unknown = [n for n in names if n not in POSE25]
-    if unknown or not names:
-        raise cli.InputError(f"--keypoints: unknown keypoint {unknown[0] if unknown else '(none given)'!r}; "
-                             f"expected comma-separated names of {', '.join(POSE25)}")
-    if cfg.input is None:
-        raise cli.InputError(f"--input: required with a denoise output ({cfg.source} does not hold the raw input)")
-    out = cfg.out or cfg.source[:-len(".npz")] + "-trajectories.png"
-    cli.check_output(out, "--out" if cfg.out else "figure (choose another with --out)")
-    if not os.path.isfile(cfg.source):
-        raise cli.InputError(f"{cfg.source}: no such file")
+def _image_trajectories(cfg: InspectConfig, d: dict):
+    """A denoise output in image pixels -> (denoised (F, K, 2), raw (F, K, 2) NaN where missed, shown (F, K))."""
     try:
-        with np.load(cfg.source, allow_pickle=False) as d:
-            den, vis = d["keypoints"], d["visible"]
-    except Exception as e:   # not an .npz, or one without these arrays: whatever numpy raises
-        raise cli.InputError(f"{cfg.source}: not a posedenoise.denoise output ({type(e).__name__}: {e})") from None
+        den, raw, present = d["keypoints"], d["raw"], d["present"]
+    except KeyError as e:
+        raise cli.InputError(f"{cfg.source}: not a posedenoise.denoise output: missing array {e}") from None
+    if raw.shape[:2] != den.shape[:2] or present.shape != den.shape[:2]:
+        raise cli.InputError(f"{cfg.source}: arrays 'raw' {raw.shape}, 'keypoints' {den.shape} and 'present' "
+                             f"{present.shape} do not describe the same frames and keypoints")
+    return den, np.where(present[..., None], raw[..., :2], np.nan), np.isfinite(den).all(-1)
+
+
+def _grid_trajectories(cfg: InspectConfig, d: dict):
+    """A denoise --frame grid output and its --input -> (denoised, raw, visible), in heatmap pixels."""
+    if cfg.input is None:
+        raise cli.InputError(f"--input: required with a denoise --frame grid output ({cfg.source} does not hold "
+                             "the raw input)")
+    try:
+        den, vis = d["keypoints"], d["visible"]
+    except KeyError as e:
+        raise cli.InputError(f"{cfg.source}: not a posedenoise.denoise output: missing array {e}") from None
     K = len(POSE25)
     if den.ndim != 3 or den.shape[1:] != (K, 2) or vis.shape != den.shape[:2]:
         raise cli.InputError(f"{cfg.source}: expected keypoints (F, {K}, 2) and visible (F, {K}), got "
@@ -326,7 +330,31 @@ def inspect_trajectories(cfg: InspectConfig) -> str:
         raise cli.InputError(f"--input {cfg.input}: {len(raw)} frames, but {cfg.source} has {len(den)}: not its input")
     if note:
         cli.warn(PROG, note)
-    raw = np.where(vis[..., None], raw, np.nan)        # missing keypoints: gaps, as in the denoised output
+    return den, np.where(vis[..., None], raw, np.nan), vis        # missing keypoints: gaps, as in the output
+
+
+def inspect_trajectories(cfg: InspectConfig) -> str:
+    names = [n.strip() for n in (cfg.keypoints or "nose,left_wrist,right_wrist").split(",") if n.strip()]
+    out = cfg.out or cfg.source[:-len(".npz")] + "-trajectories.png"
+    cli.check_output(out, "--out" if cfg.out else "figure (choose another with --out)")
+    if not os.path.isfile(cfg.source):
+        raise cli.InputError(f"{cfg.source}: no such file")
+    try:
+        with np.load(cfg.source, allow_pickle=False) as d:
+            arrays = {k: d[k] for k in d.files}
+    except Exception as e:   # not an .npz: whatever numpy raises
+        raise cli.InputError(f"{cfg.source}: not a posedenoise.denoise output ({type(e).__name__}: {e})") from None
+    if "raw" in arrays:       # image pixels: the output holds the estimator's keypoints it denoised
+        layout, (den, raw, vis) = str(arrays["layout"]), _image_trajectories(cfg, arrays)
+    else:
+        layout, (den, raw, vis) = "pose25", _grid_trajectories(cfg, arrays)
+    keys = list(LAYOUTS[layout])
+    unknown = [n for n in names if n not in keys]
+    if unknown or not names:
+        raise cli.InputError(f"--keypoints: unknown keypoint {unknown[0] if unknown else '(none given)'!r}; "
+                             f"expected comma-separated names of {layout}: {', '.join(keys)}")
+    idx = [keys.index(n) for n in names]
+    den, raw, vis = den[:, idx], raw[:, idx], vis[:, idx]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     H = TRAJ_HEAD_PX + TRAJ_ROW_PX * len(names)
@@ -336,11 +364,11 @@ def inspect_trajectories(cfg: InspectConfig) -> str:
     fig.subplots_adjust(left=0.07, right=0.98, top=1 - TRAJ_HEAD_PX / H, bottom=45 / H, hspace=0.45, wspace=0.15)
     frames = np.arange(len(den))
     for row, name in enumerate(names):
-        k = POSE25.index(name)
+        k = row
         jit = _jitter(raw[:, k]), _jitter(den[:, k])
         for c, axis in enumerate("xy"):
             ax = axes[row, c]
-            ax.plot(frames, raw[:, k, c], color="0.6", lw=0.9, marker=".", ms=3, label="raw input")
+            ax.plot(frames, raw[:, k, c], color="0.6", lw=0.9, marker=".", ms=3, label="the estimator's (raw input)")
             ax.plot(frames, den[:, k, c], color="tab:blue", lw=1.6, label="denoised")
             ax.set_ylabel(f"{axis} (px)", fontsize=8)
             ax.tick_params(labelsize=7)

@@ -12,8 +12,9 @@ same way (sub-pixel, as the user gave it). Reported apart:
   detected  visible ground truth the estimator output (confidence > 0): where the estimator, every filter
             and the model all give an answer;
   missed    visible ground truth the estimator did not output: the estimator has no answer; a filter fills
-            it with the mean of the keypoint's present frames in the window (nothing when it is present in
-            none: not counted as filled); a model's output there is its fill.
+            it with the mean of the keypoint's present frames in the window, a model with its output; both
+            only where every window holding the frame has the keypoint somewhere (answerable; elsewhere no
+            answer, as denoise returns NaN there).
 Statistics: mean, median and 90th percentile of the Euclidean error in image px, and PCK at ALPHAS with each
 frame's threshold alpha x its torso in image px (the mean of the two shoulder-hip distances of the ground
 truth; frames missing one of the four are left out of PCK, not of the error statistics).
@@ -115,7 +116,7 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
         frames_all.append(frames)
         preds["estimator"].append(np.asarray(paired.est[frames], np.float64))
         inputs = {"coords": data.frame_inputs(frames, "coords")}
-        windows.append(run_sequence(_PresentInWindow(), inputs["coords"], window=data.T, step=step)[1][..., 0] == 1)
+        windows.append(answerable(inputs["coords"][..., 2] > 0, window=data.T, step=step))
         for label, model in methods.items():
             kind = getattr(model, "input_kind", "heatmaps")
             if kind not in inputs:
@@ -131,25 +132,30 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
     detected = visible & (np.asarray(paired.confidence[frames]) > 0)
     missed = visible & ~detected
     torso = image_torso(gt, visible)
-    filled_by_filters = torch.cat(windows).numpy()
+    fillable = torch.cat(windows).numpy()
     report = {"split": split, "videos": int(len(videos)), "frames": int(len(frames)), "detected": {}, "missed": {}, "filled": {}}
     for label, parts in preds.items():
         pred = _to_image(np.concatenate(parts), to_image)
         report["detected"][label] = error_stats(pred, gt, detected, torso)
         if label == "estimator":
             continue
-        # A filter leaves a keypoint present in no frame of a window as it came, (0, 0): it answers a missed
-        # keypoint only where every window holding the frame has it somewhere. A model always answers.
-        answered = missed & (filled_by_filters if _is_filter(methods[label]) else True)
+        # Filters and models alike answer a missed keypoint only where every window holding the frame has it
+        # somewhere (answerable): a filter has nothing else to average, and a model's output for a keypoint
+        # absent from its whole window was never trained (denoise returns NaN there).
+        answered = missed & fillable
         report["missed"][label] = error_stats(pred, gt, answered, torso)
         report["filled"][label] = int(answered.sum())
     report["missed_total"] = int(missed.sum())
     return report
 
 
-def _is_filter(model) -> bool:
-    from .models.filters import TemporalFilter
-    return isinstance(model, TemporalFilter)
+def answerable(present: torch.Tensor, *, window: int = 5, step: int = 1) -> torch.Tensor:
+    """present (F, K) bool -> (F, K) bool: the keypoint is present in some frame of every window that
+    run_sequence runs over the frame (edge padding included). Where it is not, some window saw nothing of it:
+    a filter leaves it as it came, and a model's output there was never trained (the loss counts a keypoint
+    only where the ground truth has it, and an estimator misses one for a whole window rarely)."""
+    x = torch.cat([torch.zeros(present.shape + (2,)), present[..., None].float()], dim=-1)
+    return run_sequence(_PresentInWindow(), x, window=window, step=step)[1][..., 0] == 1
 
 
 class _PresentInWindow(torch.nn.Module):

@@ -26,10 +26,9 @@ def test_quick_run_writes_one_table_of_every_row(tmp_path):
     for label, row in img["detected"].items():
         assert all(math.isfinite(row[s]) for s in ("mean", "median", "p90")), label
         assert row["median"] <= row["p90"], label
-    for label in models:                                               # a model fills every miss
-        assert img["filled"][label] == img["missed_total"] and img["missed"][label]["n"] == img["missed_total"]
-    for label in filters:
-        assert img["filled"][label] <= img["missed_total"]
+    # models and filters answer the same misses (those every window over the frame can see), not all of them
+    assert len({img["filled"][label] for label in filters | models}) == 1
+    assert 0 < img["filled"]["mean filter"] <= img["missed_total"]
     # the estimator's row is its own error, recomputed here from the paired cache in image pixels
     from posedenoise.data.paired import PairedDataset, load_paired
     paired = load_paired(str(tmp_path / "paired.npz"))
