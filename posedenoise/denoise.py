@@ -6,7 +6,7 @@ INPUT is a pose estimator's output for one video, in its own image pixels (--fra
   'keypoints' (or --key NAME) with optional 'frame_size' and 'layout' (posedenoise.data.estimators). One
   person is taken (by track id, else by score and continuity) and stderr says which.
 Each frame is cropped by the pretraining rule (the box of the estimator's present keypoints, 10% per side,
-made square; --box-smooth N averages the boxes over N frames each side) onto the 56 x 56 grid, the model runs
+made square; averaged over --box-smooth N frames each side, default 4) onto the 56 x 56 grid, the model runs
 on sliding windows of 5 frames (frame step from the checkpoint's setup; overlaps averaged), and its sub-pixel
 keypoints go back through each frame's box to image pixels. --frame crop / stretch: the input is already a
 person crop of frame_size (one scale; two scales with stretch). --frame grid: heatmaps (F, 25, 56, 56) or
@@ -51,7 +51,7 @@ from . import files, ops
 from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 from .noise import MIN_SIGMA, check_sigma
-from .data.paired import AMPLITUDE
+from .data.paired import AMPLITUDE, BOX_SMOOTH
 from .sequences import answerable, run_sequence
 
 PROG = "posedenoise.denoise"
@@ -71,8 +71,9 @@ class DenoiseConfig:
         "help": "what INPUT's pixels are: 'image' (a full frame: crop by the pretraining rule), 'crop' or 'stretch' "
                 "(a person crop of frame_size, one or two scales), 'grid' (already the 56 x 56 heatmap grid)",
         "choices": ["image", "crop", "stretch", "grid"]})
-    box_smooth: int = field(default=0, metadata={
-        "help": "--frame image: average each crop box with N frames each side (0: each frame its own box)"})
+    box_smooth: int = field(default=BOX_SMOOTH, metadata={
+        "help": "--frame image: average each crop box with N frames each side (0: each frame its own box, which "
+                "jitters with the estimate)"})
     missing: str = field(default="fill", metadata={
         "help": "a missed keypoint: 'fill' returns the model's estimate, marked in 'filled'; 'nan' returns NaN",
         "choices": ["fill", "nan"]})

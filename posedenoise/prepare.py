@@ -18,6 +18,7 @@ import numpy as np
 
 from . import cli
 from .data import DataError, Dataset, build_cache, save_cache
+from .data.paired import BOX_SMOOTH
 from .layout import POSE25
 
 PROG = "posedenoise.prepare"
@@ -49,9 +50,10 @@ def parser() -> argparse.ArgumentParser:
                          "by the pretraining rule from the estimator's own keypoints; 'crop': already a square "
                          "person crop, scaled as a whole; 'stretch': a person crop scaled per axis (two scales). "
                          "Default: the folder's manifest.json 'frame', else image")
-    ap.add_argument("--box-smooth", type=int, default=0, metavar="N",
+    ap.add_argument("--box-smooth", type=int, default=BOX_SMOOTH, metavar="N",
                     help="with --paired --frame image: average each crop box with N frames each side (0: each "
-                         "frame its own box; frames without one take the nearest frames')")
+                         "frame its own box, which jitters with the estimate; frames without one take the nearest "
+                         "frames')")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos and of the summary's split")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--out", required=True, metavar="PATH", help="cache file to write (.npz is appended if absent)")

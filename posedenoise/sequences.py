@@ -6,9 +6,10 @@ video of paired data, so the report scores exactly what a user gets: windows of 
 the setup) start at every frame of the edge-padded sequence, and each frame's outputs over all windows that
 hold it are averaged.
 
-Image-pixel scores (paired data with `to_image`, posedenoise/data/paired.py): a prediction on the grid goes
-back through its frame's crop, image px = grid px * s + o, and is compared with the ground truth mapped the
-same way (sub-pixel, as the user gave it). Reported apart:
+Image-pixel scores (paired data with `to_image`, posedenoise/data/paired.py): a model's prediction on the grid
+goes back through its frame's crop, image px = grid px * s + o, and is compared with the ground truth mapped
+the same way (sub-pixel, as the user gave it); the classical filters run on the estimator's own sub-pixel
+keypoints in image pixels, as a user would run them, with the options validation chose. Reported apart:
   detected  visible ground truth the estimator output (confidence > 0): where the estimator, every filter
             and the model all give an answer;
   missed    visible ground truth the estimator did not output: the estimator has no answer; a filter fills
@@ -30,15 +31,18 @@ from . import ops
 from .evaluation import ALPHAS, SETUPS
 from .layout import torso_indices
 
+SIZE = 56
+
 
 @torch.no_grad()
-def run_sequence(model, x: torch.Tensor, *, window: int = 5, step: int = 1, batch_size: int = 16, size: int = 56):
+def run_sequence(model, x: torch.Tensor, *, window: int = 5, step: int = 1, batch_size: int = 16,
+                 size: Optional[int] = SIZE):
     """x (F, K, ...): a video's heatmaps (F, K, H, W) or (x, y, present) triples (F, K, 3), as the model reads
     them -> (denoised heatmaps (F, K, H, W) or None for a coordinate model, keypoints (F, K, 2) float32).
 
     Window j covers frames j, j + step, ..., j + (window - 1) * step of the edge-padded sequence. A coordinate
     model's keypoints are clipped to the grid [0, size - 1]: it regresses them freely and can overshoot
-    (seen: -192 to 239), while the crop has nothing outside."""
+    (seen: -192 to 239), while the crop has nothing outside; size None: not clipped (a filter on image px)."""
     F = x.shape[0]
     span = (window - 1) * step + 1
     # At least `step` windows, or some frames lie between every window's frames (step 2: odd frames of a
@@ -60,7 +64,7 @@ def run_sequence(model, x: torch.Tensor, *, window: int = 5, step: int = 1, batc
         hits.index_add_(0, f.reshape(-1), torch.ones(f.numel()))
     mean = (acc / hits.view((-1,) + (1,) * (acc.dim() - 1)))[left:left + F]
     if coords_kind:
-        return None, mean.clamp(0, size - 1)
+        return None, mean if size is None else mean.clamp(0, size - 1)
     return mean, ops.heatmap_argmax(mean)
 
 
@@ -114,15 +118,22 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
         a, n = int(paired.video_starts[v]), int(paired.video_lengths[v])
         frames = np.arange(a, a + n)
         frames_all.append(frames)
-        preds["estimator"].append(np.asarray(paired.est[frames], np.float64))
+        t = np.asarray(paired.to_image[frames], np.float64)
+        est = _to_image(paired.est[frames], t)                               # the estimator's own, image px
+        preds["estimator"].append(est)
         inputs = {"coords": data.frame_inputs(frames, "coords")}
-        windows.append(answerable(inputs["coords"][..., 2] > 0, window=data.T, step=step))
+        present = inputs["coords"][..., 2:]
+        inputs["image"] = torch.cat([torch.from_numpy(est).float() * present, present], dim=-1)
+        windows.append(answerable(present[..., 0] > 0, window=data.T, step=step))
         for label, model in methods.items():
-            kind = getattr(model, "input_kind", "heatmaps")
+            # A classical filter runs on the estimator's sub-pixel keypoints in image pixels, as a user would
+            # run it (a frame's crop would add its box's jitter); a model on the grid, as it was trained.
+            kind = "image" if _is_filter(model) else getattr(model, "input_kind", "heatmaps")
             if kind not in inputs:
                 inputs[kind] = data.frame_inputs(frames, kind)
-            preds[label].append(run_sequence(model, inputs[kind], window=data.T, step=step,
-                                             batch_size=batch_size)[1].numpy())
+            out = run_sequence(model, inputs[kind], window=data.T, step=step, batch_size=batch_size,
+                               size=None if kind == "image" else SIZE)[1].numpy()
+            preds[label].append(out if kind == "image" else _to_image(out, t))
     if not frames_all:
         return None
     frames = np.concatenate(frames_all)
@@ -135,7 +146,7 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
     fillable = torch.cat(windows).numpy()
     report = {"split": split, "videos": int(len(videos)), "frames": int(len(frames)), "detected": {}, "missed": {}, "filled": {}}
     for label, parts in preds.items():
-        pred = _to_image(np.concatenate(parts), to_image)
+        pred = np.concatenate(parts)
         report["detected"][label] = error_stats(pred, gt, detected, torso)
         if label == "estimator":
             continue
@@ -147,6 +158,11 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
         report["filled"][label] = int(answered.sum())
     report["missed_total"] = int(missed.sum())
     return report
+
+
+def _is_filter(model) -> bool:
+    from .models.filters import TemporalFilter
+    return isinstance(model, TemporalFilter)
 
 
 def answerable(present: torch.Tensor, *, window: int = 5, step: int = 1) -> torch.Tensor:

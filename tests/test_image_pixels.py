@@ -158,7 +158,7 @@ def test_prepare_paired_folder_crops_by_the_estimators_keypoints(tmp_path, capsy
     videos = {"a": walker(8, 0), "b": walker(8, 1, x0=350)}
     for name, (gt, kp) in videos.items():
         np.savez(folder / f"{name}.npz", gt=gt, keypoints=kp)
-    code, out, err = call(prepare.main, capsys, "--paired", folder, "--out", tmp_path / "p.npz")
+    code, out, err = call(prepare.main, capsys, "--paired", folder, "--box-smooth", 0, "--out", tmp_path / "p.npz")
     assert code == 0 and err == "", err
     p = load_paired(str(tmp_path / "p.npz"))
     assert p.names == ["a", "b"] and p.video_lengths.tolist() == [8, 8] and p.gt_outside.tolist() == [0, 0]
@@ -238,6 +238,7 @@ def test_prepare_paired_reads_coco_results_with_a_coco_gt_of_two_videos(tmp_path
                                                   "categories": [{"id": 1, "name": "person"}]}))
     (tmp_path / "res.json").write_text(json.dumps(results))
     code, out, err = call(prepare.main, capsys, "--paired", tmp_path / "res.json", "--gt", tmp_path / "gt.json",
+                          "--box-smooth", 0,
                           "--out", tmp_path / "p.npz")
     assert code == 0, err
     p = load_paired(str(tmp_path / "p.npz"))
@@ -254,7 +255,7 @@ def test_prepare_paired_reads_coco_results_with_a_coco_gt_of_two_videos(tmp_path
 
 # --- 4. denoise in image pixels -------------------------------------------------------------------------------
 
-def window_mean(g, present, T=5):
+def window_mean(g, present, T=5, clip=True):
     """The mean filter through run_sequence, by hand: frame t averages, over every window j..j+T-1 holding it,
     the mean of the keypoint's present frames in that window (F >= T: no padding). -> (pred, answered)."""
     F, K = present.shape
@@ -267,7 +268,7 @@ def window_mean(g, present, T=5):
                 answered[t, k] &= p.any()
                 means.append(g[j:j + T, k][p].mean(0) if p.any() else np.zeros(2))
             pred[t, k] = np.mean(means, 0)
-    return np.clip(pred, 0, S), answered
+    return (np.clip(pred, 0, S) if clip else pred), answered
 
 
 @pytest.fixture
@@ -285,7 +286,8 @@ def test_denoise_coco_results_with_identity_and_the_mean_filter(tmp_path, capsys
     origin, side = hand_boxes(kp[..., :2], present)
     g = (kp[..., :2] - origin[:, None]) / side[:, None, None] * S
     back = lambda q: q * side[:, None, None] / S + origin[:, None]  # noqa: E731
-    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "identity"), path, tmp_path / "d.npz")
+    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "identity"), path, tmp_path / "d.npz",
+                        "--box-smooth", 0)
     assert code == 0 and "warning" in err, err
     d = np.load(tmp_path / "d.npz")
     denoised = np.array([n in POSE25 for n in COCO17])
@@ -301,12 +303,14 @@ def test_denoise_coco_results_with_identity_and_the_mean_filter(tmp_path, capsys
     assert (np.abs(d["keypoints"] - kp[..., :2]) <= bound + 1e-6)[use].all()
     np.testing.assert_allclose(d["keypoints"][use], back(np.rint(g))[use], atol=1e-3)
     code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "identity"), path, tmp_path / "n.npz",
+                        "--box-smooth", 0,
                         "--missing", "nan")
     n = np.load(tmp_path / "n.npz")
     assert code == 0 and np.array_equal(np.isnan(n["keypoints"]).any(-1), ~present) and not n["filled"].any()
     np.testing.assert_array_equal(n["keypoints"][present], d["keypoints"][present])
     # the mean filter reads the estimator's sub-pixel keypoints: window means of the present frames
-    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "mean"), path, tmp_path / "m.npz")
+    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "mean"), path, tmp_path / "m.npz",
+                        "--box-smooth", 0)
     assert code == 0, err
     m = np.load(tmp_path / "m.npz")
     pred, answered = window_mean(g, present)
@@ -340,7 +344,8 @@ def test_denoise_openpose_folder_takes_one_person_by_score_and_continuity(tmp_pa
         people = [] if t == 4 else [a]                                   # frame 4: only B
         (folder / f"clip_{t:012d}_keypoints.json").write_text(
             json.dumps({"version": 1.3, "people": [b] + people if t % 2 else people + [b]}))
-    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "identity"), folder, tmp_path / "d.npz")
+    code, _, err = call(denoise.main, capsys, checkpoint(tmp_path, "identity"), folder, tmp_path / "d.npz",
+                        "--box-smooth", 0)
     assert code == 0, err
     assert "warning" in err and "by score and continuity: started at frame 2 (score 0.95)" in err, err
     assert "1 frames with no matching detection left missing" in err, err
@@ -426,11 +431,13 @@ def test_image_report_against_numpy():
     check(rep["detected"]["estimator"], img(est[rows]), detected)
     preds, answered = [], []
     for v in tv:
-        g, p = est[v * n:v * n + n].astype(np.float64), conf[v * n:v * n + n] > 0
-        pr, an = window_mean(g * p[..., None], p)
+        r = np.arange(v * n, v * n + n)         # filters run on the estimator's keypoints in image px
+        g = est[r].astype(np.float64) * to_img[r, None, :2] + to_img[r, None, 2:]
+        p = conf[r] > 0
+        pr, an = window_mean(g * p[..., None], p, clip=False)
         preds.append(pr)
         answered.append(an)
-    pred, answered = img(np.concatenate(preds)), np.concatenate(answered)
+    pred, answered = np.concatenate(preds), np.concatenate(answered)
     assert (missed & answered).sum() == rep["filled"]["mean"] == 2 * 3
     check(rep["detected"]["mean"], pred, detected)
     check(rep["missed"]["mean"], pred, missed & answered)

@@ -138,7 +138,7 @@ def test_evaluate_and_denoise_on_the_tiny_checkpoint(tiny_run, tmp_path):
     assert e["best_epoch"] == test["best_epoch"] == best and f"best epoch {best}," in r.stdout
     kp = np.random.default_rng(0).integers(0, 56, (3, 25, 2)).astype(np.float32)   # shorter than a window
     np.save(tmp_path / "kp.npy", kp)
-    r = run("posedenoise.denoise", str(out), str(tmp_path / "kp.npy"), str(tmp_path / "d.npz"))
+    r = run("posedenoise.denoise", str(out), str(tmp_path / "kp.npy"), str(tmp_path / "d.npz"), "--frame", "grid")
     assert r.returncode == 0, r.stderr
     d = np.load(tmp_path / "d.npz")
     assert d["heatmaps"].shape == (3, 25, 56, 56) and d["keypoints"].shape == (3, 25, 2)
