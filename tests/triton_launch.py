@@ -222,33 +222,27 @@ def launches():
                         out.append((f"pck_from_heatmaps norm={norm} alphas={alphas} {dtype} B={B} T={T} K={K}",
                                     lambda m=maps, g=gt, v=vis, a=alphas, n=norm, lay=layout_1 if K == 1 else None:
                                     ops.pck_from_heatmaps(m, g, v, alphas=a, norm=n, layout=lay, backend="triton")))
-    # last: the kernels they are first to compile are the specialisations only a measured law needs
-    for name, (shift, sigma) in EMPIRICAL.items():
-        noise = law(shift, sigma)
-        for B, T, K in ((16, 5, 25), (1, 1, 1)):
+    def law_cases(label, noise, shapes):
+        """Every mode of the pair kernel under one noise law, at each (B, T, K)."""
+        for B, T, K in shapes:
             for kind in ("heatmaps", "coords"):
-                out.append((f"train {kind} empirical {name} B={B} T={T} K={K}",
+                out.append((f"train {kind} {label} B={B} T={T} K={K}",
                             empirical(noise, lambda *a, kind=kind, **kw: model_batch(*a, kind, **kw), B, T, K)))
             for dtype in (torch.float16, torch.bfloat16):
-                out.append((f"noisy_pair {dtype} empirical {name} B={B} T={T} K={K}",
+                out.append((f"noisy_pair {dtype} {label} B={B} T={T} K={K}",
                             empirical(noise, ops.noisy_pair, B, T, K, dtype=dtype)))
-            out.append((f"simulate_noise empirical {name} B={B} T={T} K={K}",
-                        empirical(noise, ops.simulate_noise, B, T, K)))
+            out.append((f"simulate_noise {label} B={B} T={T} K={K}", empirical(noise, ops.simulate_noise, B, T, K)))
+
+    # last: the kernels they are first to compile are the specialisations only a measured law needs
+    for name, (shift, sigma) in EMPIRICAL.items():
+        law_cases(f"empirical {name}", law(shift, sigma), ((16, 5, 25), (1, 1, 1)))
     # then the drifting laws: simulated (both setups' blur) and a measured one, every mode of the pair kernel
     for name, (rho, share) in DRIFTS.items():
         drift = Drift(rho, share)
         laws = {f"setup={s}": simulated(1.0, SETUPS[s]["sigma_choices"], drift=drift) for s in (1, 2)}
         laws["empirical skewed"] = law(*EMPIRICAL["skewed"]).with_drift(drift)
         for what, noise in laws.items():
-            for B, T, K in ((16, 5, 25), (1, 1, 1), (1, 5, 1)):
-                for kind in ("heatmaps", "coords"):
-                    out.append((f"train {kind} drift {name} {what} B={B} T={T} K={K}",
-                                empirical(noise, lambda *a, kind=kind, **kw: model_batch(*a, kind, **kw), B, T, K)))
-                for dtype in (torch.float16, torch.bfloat16):
-                    out.append((f"noisy_pair {dtype} drift {name} {what} B={B} T={T} K={K}",
-                                empirical(noise, ops.noisy_pair, B, T, K, dtype=dtype)))
-                out.append((f"simulate_noise drift {name} {what} B={B} T={T} K={K}",
-                            empirical(noise, ops.simulate_noise, B, T, K)))
+            law_cases(f"drift {name} {what}", noise, ((16, 5, 25), (1, 1, 1), (1, 5, 1)))
     return out
 
 
