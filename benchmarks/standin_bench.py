@@ -8,8 +8,8 @@ pixels, in Penn Action's penn13 layout, for the videos of the pretraining cache'
 seed 0), so nothing it is scored on was pretrained on. Then, each a command a user runs:
   1. prepare --paired: crop each frame by the pretraining rule from the estimator's own keypoints;
   2. calibrate: the measured noise law (k, and the drift: share and rho from the lags 1-4);
-  3. pretrain pose-mlp on the keypoint cache under the measured law, without drift (--drift 0,1: every
-     frame draws its own shift, the study's independent law) and with it (noise.json's drift);
+  3. pretrain pose-mlp on the keypoint cache under the measured law, without drift (the default: every
+     frame draws its own shift, the study's independent law) and with it (--drift measured: noise.json's);
   4. evaluate each pretrained model on the stand-in's paired cache (test videos, image pixels);
   5. finetune each on the stand-in's train videos (train --init RUN --data paired.npz);
 and writes summary.md / summary.json: the estimator, every filter on its sub-pixel keypoints, the two
@@ -97,7 +97,7 @@ def main(argv=None):
     small = ["--num-windows", str(QUICK["num_windows"])] if args.quick else []
     pre_epochs = QUICK["pretrain_epochs"] if args.quick else args.pretrain_epochs
     fine_epochs = QUICK["finetune_epochs"] if args.quick else args.finetune_epochs
-    arms = {"no-drift": ["--drift", "0,1"], "drift": []}
+    arms = {"no-drift": [], "drift": ["--drift", "measured"]}
     for name in args.arms.split(","):
         if name not in arms:
             raise SystemExit(f"standin_bench: --arms: expected no-drift and/or drift, got {name!r}")

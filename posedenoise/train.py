@@ -96,11 +96,13 @@ class TrainConfig:
         "help": "train on a measured noise law (python -m posedenoise.calibrate writes it) instead of --k's "
                 "simulated shifts and the setup's blur; its \"sigma\": null keeps the setup's blur"})
     drift: Optional[str] = field(default=None, metadata={
-        "metavar": "RHO,SHARE",
+        "metavar": "RHO,SHARE|measured",
         "help": "shifts that drift across a window's frames, as a real estimator's error does: a share SHARE in "
                 "[0, 1] of the shift variance persists from frame to frame with RHO in [0, 1) (correlation "
-                "SHARE * RHO**h at lag h; each frame's shift keeps its law), e.g. 0.9,0.8; added to --k's law or "
-                "--noise's, overriding the file's drift (0,1: none); default: the file's, else none"})
+                "SHARE * RHO**h at lag h; each frame's shift keeps its law), e.g. 0.9,0.8, added to --k's law or "
+                "--noise's; 'measured': the drift calibrate wrote into --noise's file. Default: none, also with a "
+                "file that has one: on the stand-in estimator (benchmarks/standin_bench.py) pretraining with the "
+                "measured drift did worse than without it, before finetuning and after"})
     init: Optional[str] = field(default=None, metadata={
         "metavar": "RUN_OR_CKPT",
         "help": "start from a trained model (a run directory's best checkpoint, or a .pt file): finetuning, e.g. "
@@ -155,7 +157,15 @@ class TrainConfig:
                 law = load_noise_json(self.noise, sigma_choices=SETUPS[self.setup]["sigma_choices"])
             except DataError as e:
                 raise cli.InputError(f"--noise: {e}") from None
-            self.noise_law = law.to_json_dict()
+            if self.drift == "measured" and law.drift is None:
+                raise cli.InputError(f"--drift measured: {self.noise} holds no drift (calibrate writes none where "
+                                     "the shifts are not correlated across frames)")
+            # The file's drift is drawn only when asked for (--drift measured); the law recorded is the one drawn.
+            self.noise_law = (law if self.drift == "measured" else law.with_drift(None)).to_json_dict()
+        if self.drift == "measured":
+            if self.noise is None:
+                raise cli.InputError("--drift measured: needs --noise NOISE_JSON, the file calibrate wrote")
+            self.drift = None                   # the law recorded in noise_law carries it
         if self.drift is not None:   # recorded as given, normalised; run_noise builds the law with it
             try:
                 d = Drift.parse(self.drift)

@@ -268,3 +268,22 @@ def test_a_run_with_drift_records_it_and_evaluate_draws_it(tmp_path):
     test = json.loads((out / "test.json").read_text())
     evaluate.main([str(out), "--out", str(tmp_path / "e.json")])
     assert json.loads((tmp_path / "e.json").read_text())["identity_pck"] == test["identity_pck"]
+
+
+def test_a_files_drift_is_drawn_only_when_asked_for(tmp_path):
+    """train --noise FILE draws the file's shift law without its drift; --drift measured draws it too (the
+    recorded noise_law is the law drawn); measured without a file, or with a file without drift, is refused."""
+    from posedenoise import train
+    law = {"format": "posedenoise-noise/1", "shift": {"values": [-1, 0, 1], "probs": [0.25, 0.5, 0.25]},
+           "sigma": None, "drift": {"rho": 0.9, "share": 0.8}}
+    path = tmp_path / "noise.json"
+    path.write_text(json.dumps(law))
+    plain = train.TrainConfig(noise=str(path), out=str(tmp_path / "a"))
+    assert plain.noise_law["drift"] is None and plain.drift is None
+    asked = train.TrainConfig(noise=str(path), drift="measured", out=str(tmp_path / "b"))
+    assert asked.noise_law["drift"] == {"rho": 0.9, "share": 0.8} and asked.drift is None
+    for kwargs, says in ((dict(drift="measured"), "needs --noise"),
+                         (dict(noise=str(tmp_path / "flat.json"), drift="measured"), "holds no drift")):
+        (tmp_path / "flat.json").write_text(json.dumps({**law, "drift": None}))
+        with pytest.raises(cli.InputError, match=says):
+            train.TrainConfig(out=str(tmp_path / "c"), **kwargs)
