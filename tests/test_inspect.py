@@ -136,8 +136,41 @@ def denoised(runs, tmp_path_factory):
     xy = cache.coords.astype(np.float32) + np.random.default_rng(0).normal(0, 2, cache.coords.shape)
     kp = np.concatenate([xy, cache.visible[..., None].astype(np.float32)], -1)
     np.save(d / "kp.npy", kp)
-    denoise.main([str(runs["conv3d"]), str(d / "kp.npy"), str(d / "out.npz")])
+    denoise.main([str(runs["conv3d"]), str(d / "kp.npy"), str(d / "out.npz"), "--frame", "grid"])
     return d / "kp.npy", d / "out.npz"
+
+
+def test_trajectories_of_an_image_pixel_output_need_no_input(runs, tmp_path, capsys):
+    """denoise in image pixels keeps the estimator's keypoints it read ('raw'): inspect draws from the output
+    alone, in the input's layout (coco17: its names, not pose25's)."""
+    rng = np.random.default_rng(1)
+    cache = synthetic_cache(1, (30, 30), seed=4)
+    from posedenoise.layout import COCO17, POSE25
+    src = [POSE25.index(n) for n in COCO17 if n in POSE25]
+    coco = np.zeros((30, 17, 3), np.float32)
+    keep = [i for i, n in enumerate(COCO17) if n in POSE25]
+    coco[:, keep, :2] = 3.0 * cache.coords[:, src] + 100 + rng.normal(0, 2, (30, len(keep), 2))
+    coco[:, keep, 2] = cache.visible[:, src]
+    np.save(tmp_path / "coco.npy", coco)
+    code, _, err = run_denoise(capsys, runs["conv3d"], tmp_path / "coco.npy", tmp_path / "d.npz")
+    assert code == 0, err
+    code, _, err = run(capsys, tmp_path / "d.npz", "--keypoints", "left_eye", "--out", tmp_path / "e.png")
+    assert code == 0, err                       # a coco17 name pose25 lacks: drawn, as missing in every frame
+    code, _, err = run(capsys, tmp_path / "d.npz", "--keypoints", "nose,left_wrist", "--out", tmp_path / "t.png")
+    assert code == 0, err
+    assert png(tmp_path / "t.png")[:2] == (inspect.TRAJ_WIDTH_PX, inspect.TRAJ_HEAD_PX + 2 * inspect.TRAJ_ROW_PX)
+    code, _, err = run(capsys, tmp_path / "d.npz", "--keypoints", "left_heel", "--out", tmp_path / "u.png")
+    assert code == 2 and "coco17" in err, err                                  # a pose25 name coco17 lacks
+
+
+def run_denoise(capsys, *args):
+    try:
+        denoise.main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def test_trajectories_of_a_denoise_output(denoised, tmp_path, capsys):
