@@ -28,10 +28,10 @@ def runs(tmp_path_factory):
     return out
 
 
-def run(capsys, *args):
-    """inspect.main in-process -> (exit code, stdout, stderr)."""
+def run(capsys, *args, command=None):
+    """inspect.main (or `command`'s main) in-process -> (exit code, stdout, stderr)."""
     try:
-        inspect.main([str(a) for a in args])
+        (command or inspect).main([str(a) for a in args])
         code = 0
     except SystemExit as e:
         code = e.code
@@ -152,7 +152,7 @@ def test_trajectories_of_an_image_pixel_output_need_no_input(runs, tmp_path, cap
     coco[:, keep, :2] = 3.0 * cache.coords[:, src] + 100 + rng.normal(0, 2, (30, len(keep), 2))
     coco[:, keep, 2] = cache.visible[:, src]
     np.save(tmp_path / "coco.npy", coco)
-    code, _, err = run_denoise(capsys, runs["conv3d"], tmp_path / "coco.npy", tmp_path / "d.npz")
+    code, _, err = run(capsys, runs["conv3d"], tmp_path / "coco.npy", tmp_path / "d.npz", command=denoise)
     assert code == 0, err
     code, _, err = run(capsys, tmp_path / "d.npz", "--keypoints", "left_eye", "--out", tmp_path / "e.png")
     assert code == 0, err                       # a coco17 name pose25 lacks: drawn, as missing in every frame
@@ -161,16 +161,6 @@ def test_trajectories_of_an_image_pixel_output_need_no_input(runs, tmp_path, cap
     assert png(tmp_path / "t.png")[:2] == (inspect.TRAJ_WIDTH_PX, inspect.TRAJ_HEAD_PX + 2 * inspect.TRAJ_ROW_PX)
     code, _, err = run(capsys, tmp_path / "d.npz", "--keypoints", "left_heel", "--out", tmp_path / "u.png")
     assert code == 2 and "coco17" in err, err                                  # a pose25 name coco17 lacks
-
-
-def run_denoise(capsys, *args):
-    try:
-        denoise.main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_trajectories_of_a_denoise_output(denoised, tmp_path, capsys):
