@@ -2,6 +2,7 @@
 
 INPUT is a pose estimator's output for one video, in its own image pixels (--frame image, the default):
   a COCO-format keypoint results .json (mmpose, Detectron2: image_id, keypoints, score, optional track_id),
+  mmpose's saved predictions .json (instance_info: frame_id, instances with keypoints and keypoint_scores),
   a folder of OpenPose per-frame .json files (BODY_25), or arrays: a .npy (F, K, 2|3) or an .npz's array
   'keypoints' (or --key NAME) with optional 'frame_size' and 'layout' (posedenoise.data.estimators). One
   person is taken (by track id, else by score and continuity) and stderr says which.

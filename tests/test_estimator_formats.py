@@ -427,3 +427,49 @@ def test_bad_arrays(tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(DataError, match="junk.npy: not a readable"):
         read_array(str(tmp_path / "junk.npy"))
+
+
+# --- mmpose's saved predictions ------------------------------------------------------------------------------
+
+def mmpose_instance(kp, score, k=17):
+    """One instance as mmpose's split_instances writes it: keypoints [[x, y], ...], keypoint_scores, bbox."""
+    full = np.zeros((k, 3))
+    full[:17] = kp
+    return {"keypoints": [[round(float(x), 3), round(float(y), 3)] for x, y in full[:, :2]],
+            "keypoint_scores": [round(float(c), 3) for c in full[:, 2]],
+            "bbox": [[0.0, 0.0, 10.0, 10.0]], "bbox_score": [score]}
+
+
+@pytest.mark.parametrize("k", [17, 133])
+def test_mmpose_saved_predictions(tmp_path, k):
+    """Frames in frame_id order (written out of order), the person by score and continuity, a whole-body
+    model's first 17 keypoints (COCO's body), a frame without anyone left missing."""
+    P, Q = people_p_q()
+    info = [{"frame_id": 2, "instances": [mmpose_instance(Q[2], 0.8, k)]},           # P missed
+            {"frame_id": 0, "instances": [mmpose_instance(Q[0], 0.8, k), mmpose_instance(P[0], 0.9, k)]},
+            {"frame_id": 1, "instances": [mmpose_instance(P[1], 0.95, k), mmpose_instance(Q[1], 0.7, k)]},
+            {"frame_id": 3, "instances": [mmpose_instance(P[3], 0.85, k)]},
+            {"frame_id": 4, "instances": []}]
+    path = write(tmp_path / "results_video.json", {"meta_info": {"dataset_name": "coco"}, "instance_info": info})
+    track = read_track(str(path))
+    assert track.layout == "coco17" and track.frames == [0, 1, 2, 3, 4] and track.frame_size is None
+    want = np.stack([rounded(P[0]), rounded(P[1]), np.zeros((17, 3)), rounded(P[3]), np.zeros((17, 3))])
+    np.testing.assert_allclose(track.keypoints, want)
+    assert track.chosen.startswith("by score and continuity: started at frame 1 (score 0.95)")
+
+
+def test_bad_mmpose_files(tmp_path):
+    P, _ = people_p_q()
+    for name, doc, words in (
+            ("a.json", {"meta_info": {}}, ["'instance_info'"]),
+            ("b.json", {"instance_info": [{"frame_id": 0}]}, ["instance_info[0]", "'instances'"]),
+            ("c.json", {"instance_info": [{"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 18,
+                                                                         "keypoint_scores": [1.0] * 18}]}]},
+             ["instances[0]", "'keypoints'", "18"]),
+            ("d.json", {"instance_info": [{"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 17,
+                                                                         "keypoint_scores": [1.0] * 16}]}]},
+             ["instances[0]", "'keypoint_scores'"])):
+        with pytest.raises(DataError) as e:
+            read_track(str(write(tmp_path / name, doc)))
+        for w in [name] + words:
+            assert w in str(e.value), str(e.value)

@@ -12,6 +12,9 @@ Formats:
   images, sorted by (video_id or vid_id, frame_id, id) where present (PoseTrack style), an image without a
   detection being a frame with every confidence 0. A GT holding several videos needs `video`. The GT's
   keypoints become `gt` (visibility as written, > 0: visible) and its images' width/height `frame_size`.
+- mmpose's saved predictions (demo/topdown_demo_with_mmdet.py --save-predictions, the inferencer on a video):
+  {"meta_info", "instance_info": [{"frame_id", "instances": [{"keypoints": [[x, y], ...], "keypoint_scores",
+  "bbox", "bbox_score", optional "track_id"}]}]} -> layout coco17 (a COCO-WholeBody model's first 17).
 - OpenPose --write_json: a folder of <video>_<12 digits>_keypoints.json, one per frame, sorted by name, each
   {"version", "people": [{"person_id": [-1], "pose_keypoints_2d": [75 numbers], ...}]} -> layout openpose25
   (BODY_25). OpenPose writes (0, 0, 0) for a keypoint it did not find: confidence 0. Coordinates are taken as
@@ -416,6 +419,56 @@ def read_coco(path: str, gt: Optional[str] = None, video=None) -> Track:
     return Track(keypoints, "coco17", frame_size, frames, chosen, truth)
 
 
+# --- mmpose's demo and inferencer predictions ----------------------------------------------------------------
+
+# Body keypoints of mmpose's datasets: COCO's 17, and COCO-WholeBody's 133, whose first 17 are COCO's body.
+_MMPOSE_BODY = {COCO_K: COCO_K, 133: COCO_K}
+
+
+def read_mmpose(path: str) -> Track:
+    """mmpose's saved predictions (demo/topdown_demo_with_mmdet.py --save-predictions, and the inferencer's
+    video output): {"meta_info": {...}, "instance_info": [{"frame_id", "instances": [{"keypoints": [[x, y],
+    ...], "keypoint_scores": [...], "bbox", "bbox_score", optional "track_id"}]}]} -> one Track (coco17; a
+    COCO-WholeBody model's first 17 keypoints are COCO's body). Frames in frame_id order."""
+    doc = _load_json(path)
+    info = doc.get("instance_info") if isinstance(doc, dict) else None
+    if not isinstance(info, list) or not info:
+        raise DataError(f"{path}: field 'instance_info': expected a non-empty list of frames (a JSON object is read "
+                        "as mmpose's saved predictions; COCO results are a list)")
+    frames, dets = [], []
+    for n, fr in enumerate(info):
+        if not isinstance(fr, dict) or not isinstance(fr.get("instances"), list):
+            raise DataError(f"{path}: instance_info[{n}]: expected an object with 'frame_id' and a list 'instances'")
+        frames.append(fr.get("frame_id", n))
+        people = []
+        for i, inst in enumerate(fr["instances"]):
+            where = f"instance_info[{n}].instances[{i}]"
+            xy, sc = (inst.get("keypoints"), inst.get("keypoint_scores")) if isinstance(inst, dict) else (None, None)
+            if not isinstance(xy, list) or not isinstance(sc, list) or len(xy) != len(sc):
+                raise DataError(f"{path}: {where}: expected fields 'keypoints' [[x, y], ...] and 'keypoint_scores' "
+                                "of the same length")
+            if len(xy) not in _MMPOSE_BODY:
+                raise DataError(f"{path}: {where}: field 'keypoints': expected 17 (COCO) or 133 (COCO-WholeBody) "
+                                f"keypoints, got {len(xy)}")
+            k = _MMPOSE_BODY[len(xy)]
+            if not all(isinstance(p, list) and len(p) == 2 for p in xy[:k]):
+                raise DataError(f"{path}: {where}: field 'keypoints': expected [x, y] pairs")
+            flat = [v for p, c in zip(xy[:k], sc[:k]) for v in (*p, c)]
+            kp = _keypoint_list(path, where, "keypoints", flat, k, "score")
+            score = _number(path, where, "bbox_score", _first(inst["bbox_score"])) if "bbox_score" in inst \
+                else _mean_conf(kp)
+            people.append(_Det(kp, score, _track_id(path, where, "track_id", inst.get("track_id"))))
+        dets.append(people)
+    order = sorted(range(len(frames)), key=lambda t: (str(type(frames[t])), frames[t]))
+    keypoints, chosen = _choose(path, [dets[t] for t in order], COCO_K)
+    return Track(keypoints, "coco17", None, [frames[t] for t in order], chosen)
+
+
+def _first(v):
+    """mmpose writes bbox_score as a number or a one-element list."""
+    return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
 # --- OpenPose ---------------------------------------------------------------------------------------------
 
 def read_openpose(folder: str, video: Optional[str] = None) -> Track:
@@ -545,6 +598,9 @@ def read_track(path: str, *, gt: Optional[str] = None, layout: Optional[str] = N
     low = path.lower()
     if low.endswith(".json"):
         _unused(path, layout=layout if layout not in (None, "coco17") else None, key=key)
+        if _is_mmpose(path):
+            _unused(path, gt=gt, video=video)
+            return read_mmpose(path)
         return read_coco(path, gt=gt, video=video)
     if low.endswith((".npy", ".npz")):
         _unused(path, gt=gt, video=video)
@@ -555,10 +611,21 @@ def read_track(path: str, *, gt: Optional[str] = None, layout: Optional[str] = N
                     ".json, or a .npy/.npz array")
 
 
+def _is_mmpose(path: str) -> bool:
+    """Whether a .json is mmpose's saved predictions (an object) rather than COCO results (a list), from its
+    first character, without parsing it twice."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096).lstrip()
+    except (OSError, UnicodeDecodeError):
+        return False                                  # read_coco says what is wrong with it
+    return head.startswith("{")
+
+
 def _unused(path: str, **given) -> None:
     bad = [k for k, v in given.items() if v is not None]
     if bad:
         raise DataError(f"{path}: {', '.join(bad)} does not apply to this kind of file")
 
 
-__all__ = ["MAX_JUMP", "Track", "read_array", "read_coco", "read_openpose", "read_track"]
+__all__ = ["MAX_JUMP", "Track", "read_array", "read_coco", "read_mmpose", "read_openpose", "read_track"]
