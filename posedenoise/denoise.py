@@ -53,6 +53,7 @@ from .evaluate import load_checkpoint, model_from_state
 from .evaluation import SETUPS
 from .noise import MIN_SIGMA, check_sigma
 from .data.paired import AMPLITUDE, BOX_SMOOTH
+from .models.inputs import as_triples
 from .sequences import answerable, run_sequence
 
 PROG = "posedenoise.denoise"
@@ -234,11 +235,8 @@ def main(argv=None):
     print(f"{PROG}: {cfg.input}: the person taken: {track.chosen}", file=sys.stderr)
     present = torch.from_numpy(grid["confidence"] > 0)                    # (F, 25)
     est = torch.from_numpy(grid["est"])
-    if getattr(model, "input_kind", "heatmaps") == "coords":
-        p = present.to(torch.float32)[..., None]
-        x = torch.cat([est * p, p], dim=-1)
-    else:
-        x = ops.render_heatmaps(est, present, cfg.sigma, size=size)
+    coords = getattr(model, "input_kind", "heatmaps") == "coords"
+    x = as_triples(est, present) if coords else ops.render_heatmaps(est, present, cfg.sigma, size=size)
     _, keypoints = run_sequence(model, x, step=step, batch_size=cfg.batch_size, size=size)
     to_image = grid["to_image"]
     image = keypoints.double().numpy() * to_image[:, None, :2] + to_image[:, None, 2:]     # (F, 25, 2)
@@ -254,7 +252,7 @@ def main(argv=None):
     denoised = np.zeros(K, bool)
     denoised[src] = True
     # A miss is filled only where every window over the frame holds the keypoint somewhere: elsewhere (a long
-    # gap, a keypoint never output in the video) the model's output was never trained, and a guess is worse than nothing.
+    # gap, a keypoint never output in the video) the model's output was never trained; no guess is better.
     fillable = answerable(torch.from_numpy(seen), step=step).numpy()
     gap = ~seen & ~fillable & denoised[None, :]
     filled = ~seen & fillable & denoised[None, :]
@@ -282,11 +280,8 @@ def denoise_grid(cfg: DenoiseConfig, model, size: int, step: int, out: str) -> N
     """--frame grid: heatmaps or keypoints already on the 56 x 56 grid (load_input)."""
     heatmaps, visible = load_input(cfg.input, cfg.key, size, getattr(model, "num_keypoints", 25), cfg.sigma,
                                    cfg.min_confidence)
-    x = heatmaps
-    if getattr(model, "input_kind", "heatmaps") == "coords":
-        x = torch.cat([ops.heatmap_argmax(heatmaps) * visible[..., None], visible[..., None].float()], dim=-1) \
-            if heatmaps.dim() == 4 else heatmaps
-    denoised, keypoints = run_sequence(model, x, step=step, batch_size=cfg.batch_size, size=size)
+    # every model reads heatmaps (a coordinate model their argmax and presence: models/inputs.py)
+    denoised, keypoints = run_sequence(model, heatmaps, step=step, batch_size=cfg.batch_size, size=size)
     if denoised is None:  # a coordinate model: render its keypoints at the targets' sigma
         denoised = ops.render_heatmaps(keypoints, visible, 1.0, size=size)
     denoised = denoised * visible[..., None, None]

@@ -30,6 +30,7 @@ import torch
 from . import ops
 from .evaluation import ALPHAS, SETUPS
 from .layout import torso_indices
+from .models.inputs import as_triples
 
 SIZE = 56
 
@@ -123,7 +124,7 @@ def image_report(methods: Dict[str, torch.nn.Module], data, split: str = "test",
         preds["estimator"].append(est)
         inputs = {"coords": data.frame_inputs(frames, "coords")}
         present = inputs["coords"][..., 2:]
-        inputs["image"] = torch.cat([torch.from_numpy(est).float() * present, present], dim=-1)
+        inputs["image"] = as_triples(torch.from_numpy(est), present[..., 0] > 0)
         windows.append(answerable(present[..., 0] > 0, window=data.T, step=step))
         for label, model in methods.items():
             # A classical filter runs on the estimator's sub-pixel keypoints in image pixels, as a user would
