@@ -37,7 +37,7 @@ Definitions (all in pixels of the 56 grid; SPEC section 4 is the law being fitte
   a share `share` of the shift variance persists from frame to frame with rho, the rest is independent
   jitter), share in [0, 1], rho in [0, 0.99]. No drift (null) with fewer than DRIFT_MIN_PAIRS pairs at a lag
   or acf(1) <= DRIFT_MIN_ACF1. "drift" in noise.json: {"rho", "share", "lags": acf(1..4)}, which train
-  --noise draws (train --drift overrides it).
+  --noise draws with --drift measured (not by default: on the stand-in estimator it did not help).
 
 Refused as nonsense (one line naming the file, exit 2, nothing written; check_estimates, check_fits), over
 the detected keypoints: estimates that span under 2 px on an axis (e.g. keypoints in [0, 1]) where the
@@ -237,12 +237,14 @@ def fit_drift(acf, pairs, lags=DRIFT_LAGS):
 
 def drift_report(shift, ok, starts, lengths, lags=DRIFT_LAGS):
     """The pooled autocorrelation at each lag and the drift fitted to it: ({"lags", "acf", "pairs", "fit_rms":
-    the fit's residual or None}, noise.json's "drift" {"rho", "share", "lags": acf} or None)."""
+    the fit's residual or None, "lag1": lag1_autocorrelation's statistics, computed on the way}, noise.json's
+    "drift" {"rho", "share", "lags": acf} or None)."""
     stats = [autocorrelation(shift, ok, starts, lengths, lag=h) for h in lags]
     acf, pairs = [s["pooled"] for s in stats], [s["pairs"] for s in stats]
     fit = fit_drift(acf, pairs, lags)
     drift = None if fit is None else {"rho": fit["rho"], "share": fit["share"], "lags": acf}
-    return {"lags": list(lags), "acf": acf, "pairs": pairs, "fit_rms": None if fit is None else fit["rms"]}, drift
+    return ({"lags": list(lags), "acf": acf, "pairs": pairs, "fit_rms": None if fit is None else fit["rms"],
+             "lag1": stats[list(lags).index(1)] if 1 in lags else None}, drift)
 
 
 def fit_sigma(maps):
@@ -345,8 +347,7 @@ def calibrate(cache, min_confidence=0.0, sigma_choices=SIGMA_CHOICES, source=Non
     report = {"format": "posedenoise-noise/1", "shift": histogram(det.ravel()), "sigma": None, "drift": drift,
               "k": fits["pooled"]["k"], "k_fit": {**fits, "outlier_bound_px": c["bound"]}, "shares": shares,
               "shift_histogram": {"x": histogram(det[:, 0]), "y": histogram(det[:, 1])},
-              "autocorrelation_lag1": lag1_autocorrelation(c["shift"], paired, cache.video_starts,
-                                                           cache.video_lengths),
+              "autocorrelation_lag1": acf.pop("lag1"),       # computed once, with the other lags
               "autocorrelation": acf,
               "sigma_histogram": None, "keypoints_counted": n_counted, "keypoints_detected": n_detected,
               "source": source}
@@ -410,7 +411,7 @@ def drift_table(r) -> list:
         return out + ["", f"drift: none ({why}): the shifts are drawn independently per frame"]
     return out + ["| fit share * rho**h | " + " | ".join(fmt(d["share"] * d["rho"] ** h) for h in a["lags"]) + " |",
                   "", f"drift: rho = {d['rho']:.3f}, share = {d['share']:.3f} (least squares over the lags, rms "
-                      f"{a['fit_rms']:.3f}): train --noise draws it (posedenoise.noise.Drift)"]
+                      f"{a['fit_rms']:.3f}): train --noise NOISE_JSON --drift measured draws it (posedenoise.noise.Drift)"]
 
 
 DESCRIPTION = (

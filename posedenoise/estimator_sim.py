@@ -24,7 +24,6 @@ uniform in [0.5, 1]. prepare --paired crops each frame by the pretraining rule f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -97,9 +96,7 @@ def write_folder(data, out: str, videos: int, errors: Errors, seed: int):
     os.makedirs(out, exist_ok=True)
     frames = 0
     count = min(videos, cache.num_videos)
-    with files.atomic_path(os.path.join(out, "manifest.json")) as tmp:   # the maps are of a person crop
-        with open(tmp, "w") as f:
-            json.dump({"layout": "pose25", "frame": "crop"}, f)
+    files.write_json(os.path.join(out, "manifest.json"), {"layout": "pose25", "frame": "crop"})   # person crops
     for v in range(count):
         a, n = int(cache.video_starts[v]), int(cache.video_lengths[v])
         coords = np.asarray(cache.coords[a:a + n], np.float64)
@@ -126,9 +123,7 @@ def write_image_folder(videos, out: str, count: int, errors: Errors, seed: int, 
     src, dst = np.array(list(target)), np.array(list(target.values()))
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    with files.atomic_path(os.path.join(out, "manifest.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({"layout": layout, "frame": "image"}, f)
+    files.write_json(os.path.join(out, "manifest.json"), {"layout": layout, "frame": "image"})
     frames = 0
     for video in videos[:count]:
         xy, visible = np.asarray(video.xy, np.float64), np.asarray(video.visible)
@@ -156,9 +151,7 @@ def write_coco_results(path: str, kp: np.ndarray) -> None:
     dets = [{"image_id": t, "category_id": 1, "keypoints": [round(float(v), 2) for v in coco[t].reshape(-1)],
              "score": round(float(coco[t, found[t], 2].mean()), 4)} for t in range(len(coco)) if found[t].any()]
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with files.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(dets, f)
+    files.write_json(path, dets)
 
 
 def _in_layout(a: np.ndarray, src: np.ndarray, dst: np.ndarray, K: Optional[int] = None) -> np.ndarray:
